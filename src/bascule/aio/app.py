@@ -1,0 +1,241 @@
+"""One ASGI ``http`` cycle on a connection: the app's ``receive`` and ``send``.
+
+``RequestCycle`` holds the request body the driver has parsed, hands it to
+``receive()``, validates what the app passes to ``send()`` with
+``bascule.asgi.http.HttpCycle``, serialises it with the connection and writes
+it.  ``run()`` is the app task: it turns a crash into a 500 (or a closed
+connection once the response started) and logs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from bascule.asgi.http import CycleState, HttpCycle
+from bascule.errors import AppMessageError, ClientDisconnected
+from bascule.logs import error_log
+from bascule.proto.errors import LocalProtocolError
+from bascule.proto.events import BodyChunk, BodyEnd, ResponseHead
+
+if TYPE_CHECKING:
+    from bascule.aio.transport import HttpDriver
+    from bascule.asgi_types import ASGI3App, Message
+
+#: Unread request body above which the driver stops reading the socket.
+BODY_HIGH_WATER = 64 * 1024
+
+_EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
+_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
+_500_BODY = b"Internal Server Error\n"
+
+
+class RequestCycle:
+    """State of one request/response on a connection."""
+
+    __slots__ = (
+        "body",
+        "body_done",
+        "body_size",
+        "body_taken",
+        "disconnected",
+        "driver",
+        "http",
+        "pending_head",
+        "response_done",
+        "scope",
+        "sent_bytes",
+        "start_time",
+        "waiter",
+    )
+
+    def __init__(self, driver: HttpDriver, scope: dict[str, Any], start_time: float) -> None:
+        self.driver = driver
+        self.scope = scope
+        self.http = HttpCycle()
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.body_done = False
+        #: True once receive() handed out the last body message.
+        self.body_taken = False
+        self.disconnected = False
+        self.response_done = False
+        self.pending_head = b""
+        self.sent_bytes = 0
+        self.start_time = start_time
+        self.waiter: asyncio.Future[None] | None = None
+
+    # driver → cycle ----------------------------------------------------------
+
+    def feed_body(self, data: bytes) -> None:
+        self.body.append(data)
+        self.body_size += len(data)
+        if self.body_size > BODY_HIGH_WATER:
+            self.driver.pause_for_body()
+        self._wake()
+
+    def feed_end(self) -> None:
+        self.body_done = True
+        self._wake()
+
+    def on_disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # the app's callables -------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """Next ``http.request`` chunk; ``http.disconnect`` once there is nothing more."""
+        if not self.body_taken:
+            driver = self.driver
+            if driver.conn.continue_pending and not self.body and not self.body_done:
+                driver.write(driver.conn.send_continue())
+            while not self.body and not self.body_done and not self.disconnected:
+                await self._wait()
+            if self.body or self.body_done:
+                if self.body_done and not self.body and self.body_size == 0:
+                    self.body_taken = True
+                    return _EMPTY_BODY.copy()
+                body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+                self.body = []
+                self.body_size = 0
+                driver.resume_for_body()
+                more = not self.body_done
+                self.body_taken = not more
+                return {"type": "http.request", "body": body, "more_body": more}
+        # The whole body was delivered: the next event is the disconnect, once
+        # the response is done or the client goes away.
+        while not self.disconnected and not self.response_done:
+            await self._wait()
+        return _DISCONNECT.copy()
+
+    async def _wait(self) -> None:
+        waiter = self.driver.loop.create_future()
+        self.waiter = waiter
+        try:
+            await waiter
+        finally:
+            if self.waiter is waiter:
+                self.waiter = None
+
+    async def send(self, message: Message) -> None:
+        """Validate ``message``, serialise it, write it; wait while the transport is full."""
+        if self.disconnected:
+            raise ClientDisconnected("client disconnected")
+        events = self.http.on_message(message)
+        driver = self.driver
+        conn = driver.conn
+        out = self.pending_head
+        for event in events:
+            etype = type(event)
+            if etype is BodyChunk:
+                self.sent_bytes += len(event.data)  # type: ignore[union-attr]
+                out += conn.send(event)
+            elif etype is ResponseHead:
+                # Hold the head: the spec says not to send it before a body
+                # message, and head + body then go out in one write.
+                try:
+                    self.pending_head = conn.send(event, driver.server.default_headers)
+                except LocalProtocolError:
+                    self.http.state = CycleState.START  # nothing written: a 500 is still possible
+                    raise
+                return
+            else:
+                out += conn.send(event)
+        self.pending_head = b""
+        if out:
+            driver.write(out)
+        if self.http.state is CycleState.DONE:
+            self.response_done = True
+            self._wake()
+            driver.response_complete(self)
+        elif driver.write_paused:
+            await driver.drain()
+            if self.disconnected:
+                raise ClientDisconnected("client disconnected")
+
+    # the app task ------------------------------------------------------------
+
+    async def run(self, app: ASGI3App) -> None:
+        """Run the app for this request and clean up whatever it leaves."""
+        try:
+            await app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            if not self.disconnected:  # pragma: no cover - raised by the app itself
+                error_log.warning("app raised ClientDisconnected on a live connection")
+        except AppMessageError as exc:
+            self._fail(f"invalid ASGI message from the app for {self._target()}: {exc}", None)
+        except LocalProtocolError as exc:
+            self._fail(f"app broke HTTP/1.1 framing for {self._target()}: {exc}", None)
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+        except BaseException as exc:
+            self._fail(f"exception in ASGI app for {self._target()}", exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not self.response_done and not self.disconnected:
+                if self.http.state is CycleState.START:
+                    self._fail(
+                        f"app returned without sending a response for {self._target()}", None
+                    )
+                else:
+                    self._fail(
+                        f"app returned before its response was complete for {self._target()}", None
+                    )
+        finally:
+            self.driver.cycle_finished(self)
+
+    def _target(self) -> str:
+        scope = self.scope
+        qs = scope["query_string"]
+        path = scope["raw_path"].decode("latin-1")
+        return f'"{scope["method"]} {path}{"?" + qs.decode("latin-1") if qs else ""}"'
+
+    def _fail(self, message: str, exc: BaseException | None) -> None:
+        if self.disconnected:
+            return
+        if exc is None:
+            error_log.error(message)
+        else:
+            error_log.error(message, exc_info=exc)
+        if self.http.state is CycleState.START and not self.response_done:
+            self._send_500()
+        else:
+            self._abort()
+
+    def _send_500(self) -> None:
+        driver = self.driver
+        conn = driver.conn
+        self.http.state = CycleState.DONE
+        head = ResponseHead(
+            1,
+            500,
+            [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(_500_BODY)),
+            ],
+        )
+        conn.keep_alive = False
+        self.pending_head = b""
+        self.http.status = 500
+        data = conn.send(head, driver.server.default_headers) + conn.send(BodyChunk(1, _500_BODY))
+        data += conn.send(BodyEnd(1))
+        self.sent_bytes = len(_500_BODY)
+        driver.write(data)
+        self.response_done = True
+        driver.response_complete(self)
+
+    def _abort(self) -> None:
+        """The response cannot be completed: close so the client sees it cut."""
+        self.response_done = True
+        self.driver.conn.send_failed()
+        self.driver.abort()

@@ -1,0 +1,186 @@
+"""Server: listeners, the connection registry, the clock tick, signals and graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from email.utils import formatdate
+from typing import Any
+
+from bascule._version import __version__
+from bascule.aio.lifespan import Lifespan
+from bascule.aio.sockets import bind_socket, describe
+from bascule.aio.transport import HttpDriver
+from bascule.config import Config, LifespanMode
+from bascule.logs import error_log
+from bascule.proto.headers import DefaultHeaders
+
+
+class ServerState:
+    """What every connection of one server shares."""
+
+    def __init__(self, config: Config, app: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.app = app
+        self.limits = config.http1_limits()
+        self.timeouts = config.timeouts()
+        self.root_path = config.root_path
+        self.limit_concurrency = config.limit_concurrency
+        self.connections: set[HttpDriver] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.lifespan_state: dict[str, Any] | None = None
+        self.extensions: dict[str, Any] = {}
+        self.shutting_down = False
+        self.now = loop.time()
+        self._date_header = config.date_header
+        self._static_headers: list[tuple[bytes, bytes]] = []
+        if config.server_header:
+            self._static_headers.append((b"server", b"bascule"))
+        self._static_headers.extend(config.extra_headers())
+        self._second = -1
+        self.default_headers = DefaultHeaders(self._static_headers)
+        self.tick()
+
+    def tick(self) -> None:
+        """Advance the coarse clock, refresh Date, expire timed-out connections."""
+        self.now = now = self.loop.time()
+        if self._date_header:
+            second = int(now)
+            if second != self._second:
+                self._second = second
+                date = formatdate(usegmt=True).encode("ascii")
+                self.default_headers = DefaultHeaders([(b"date", date), *self._static_headers])
+        for driver in list(self.connections):
+            driver.check_timeouts(now)
+
+
+class Server:
+    """One process's server: bind, serve until a signal, shut down gracefully."""
+
+    def __init__(self, config: Config, app: Any) -> None:
+        self.config = config
+        self.app = app
+        self.should_exit = asyncio.Event()
+        self.force_exit = False
+        self.servers: list[asyncio.base_events.Server] = []
+        self.sockets: list[socket.socket] = []
+        self.state: ServerState | None = None
+        self.addresses: list[str] = []
+
+    def handle_signal(self, sig: int) -> None:
+        if self.should_exit.is_set():
+            if sig in (signal.SIGINT, signal.SIGTERM):
+                error_log.warning("second %s: forcing exit", signal.Signals(sig).name)
+                self.force_exit = True
+                self._force()
+            return
+        error_log.info("received %s: shutting down gracefully", signal.Signals(sig).name)
+        self.should_exit.set()
+
+    def _force(self) -> None:
+        state = self.state
+        if state is None:
+            return
+        for task in list(state.tasks):
+            task.cancel()
+        for driver in list(state.connections):
+            driver.transport.abort()
+
+    async def serve(self, install_signals: bool = True) -> int:
+        """Run until stopped; returns the process exit status."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_signal, sig)
+        lifespan: Lifespan | None = None
+        if config.lifespan is not LifespanMode.OFF:
+            lifespan = Lifespan(self.app, config.lifespan.value)
+            try:
+                await lifespan.startup()
+            except Exception as exc:
+                error_log.error("%s", exc)
+                return 3
+            if lifespan.supported:
+                error_log.info("application startup complete")
+        state = self.state = ServerState(config, self.app, loop)
+        if lifespan is not None and lifespan.supported:
+            state.lifespan_state = lifespan.state
+        try:
+            await self._listen(state)
+        except Exception:
+            if lifespan is not None:
+                await lifespan.shutdown(config.timeout_graceful_shutdown)
+            raise
+        ticker = loop.create_task(self._tick_forever(state))
+        try:
+            await self.should_exit.wait()
+        finally:
+            ticker.cancel()
+            await self._shutdown(state)
+            if lifespan is not None:
+                await lifespan.shutdown(config.timeout_graceful_shutdown)
+            error_log.info("bascule stopped (pid %d)", os.getpid())
+        return 0
+
+    async def _listen(self, state: ServerState) -> None:
+        loop = state.loop
+        config = self.config
+        for address in config.binds():
+            sock = bind_socket(address, config.backlog)
+            self.sockets.append(sock)
+
+        def factory() -> HttpDriver:
+            return HttpDriver(state)
+
+        for sock in self.sockets:
+            if sock.family == socket.AF_UNIX:
+                server = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
+            else:
+                server = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+            self.servers.append(server)
+            self.addresses.append(describe(sock))
+            error_log.info(
+                "bascule %s listening on %s (pid %d)", __version__, describe(sock), os.getpid()
+            )
+
+    async def _tick_forever(self, state: ServerState) -> None:
+        timeouts = state.timeouts
+        interval = min(1.0, timeouts.keep_alive / 4, timeouts.request_header / 4)
+        while True:
+            await asyncio.sleep(interval)
+            state.tick()
+
+    async def _shutdown(self, state: ServerState) -> None:
+        state.shutting_down = True
+        for server in self.servers:
+            server.close()
+        for driver in list(state.connections):
+            driver.shutdown()
+        loop = state.loop
+        deadline = loop.time() + self.config.timeout_graceful_shutdown
+        while (state.connections or state.tasks) and loop.time() < deadline and not self.force_exit:
+            await asyncio.sleep(0.05)
+            state.tick()
+            for driver in list(state.connections):
+                if driver.cycle is None and driver.head_started is None:
+                    driver.transport.close()
+        if state.tasks or state.connections:
+            error_log.warning(
+                "graceful shutdown timed out: cancelling %d request(s), closing %d connection(s)",
+                len(state.tasks),
+                len(state.connections),
+            )
+            self._force()
+            if state.tasks:
+                await asyncio.wait(list(state.tasks), timeout=5)
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1)
+        for address in self.config.binds():
+            if address.startswith("unix:"):
+                with contextlib.suppress(OSError):
+                    os.unlink(address[5:])

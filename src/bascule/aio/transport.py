@@ -1,0 +1,325 @@
+"""HttpDriver: an ``asyncio.Protocol`` that moves bytes between a socket and H1Connection.
+
+It decides nothing about HTTP: the connection parses and serialises, the
+``RequestCycle`` runs the app.  The driver feeds bytes in, dispatches events,
+writes what comes back, applies back-pressure both ways, and answers protocol
+errors with the status the protocol suggests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from bascule.aio.app import RequestCycle
+from bascule.asgi.scope import ConnInfo, http_scope
+from bascule.logs import ACCESS_FORMAT, access_log, error_log
+from bascule.proto.errors import RemoteProtocolError
+from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHead
+from bascule.proto.http1.connection import H1Connection
+
+if TYPE_CHECKING:
+    from bascule.aio.server import ServerState
+
+_ERROR_BODIES = {
+    400: b"Bad Request\n",
+    408: b"Request Timeout\n",
+    413: b"Content Too Large\n",
+    414: b"URI Too Long\n",
+    431: b"Request Header Fields Too Large\n",
+    503: b"Service Unavailable\n",
+    505: b"HTTP Version Not Supported\n",
+}
+
+
+def _peer(transport: asyncio.BaseTransport, key: str) -> Any:
+    value = transport.get_extra_info(key)
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    if isinstance(value, str) and value:
+        return (value, None)  # unix socket path
+    return None
+
+
+class HttpDriver(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "_body_paused",
+        "_drain_waiter",
+        "_pipeline_paused",
+        "client_label",
+        "conn",
+        "cycle",
+        "head_started",
+        "idle_since",
+        "info",
+        "loop",
+        "server",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, server: ServerState, scheme: str = "http") -> None:
+        self.server = server
+        self.loop = server.loop
+        self.conn = H1Connection(server.limits)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.cycle: RequestCycle | None = None
+        self.info: ConnInfo = ConnInfo(None, None, scheme, server.root_path)
+        self.client_label = "-"
+        self.write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._body_paused = False
+        self._pipeline_paused = False
+        self.idle_since = server.now
+        #: server.now when the current request head started to arrive, or None.
+        self.head_started: float | None = None
+
+    # asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        client = _peer(transport, "peername")
+        server = _peer(transport, "sockname")
+        if client is not None and client[1] is None:
+            client = None  # unix socket peers have no address
+        self.info = ConnInfo(client, server, self.info.scheme, self.server.root_path)
+        self.client_label = f"{client[0]}:{client[1]}" if client else "unix"
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.on_disconnect()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        # A request cut mid-way: nothing to answer on a half-closed socket.
+        with contextlib.suppress(RemoteProtocolError):
+            self.conn.receive_eof()
+        if self.cycle is None:
+            self.transport.close()
+        return True  # keep the write side open until our response is done
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        try:
+            conn.receive_data(data)
+        except RemoteProtocolError as exc:
+            self._reject(exc)
+            return
+        if conn.waiting_for_head:
+            if self.head_started is None:
+                self.head_started = self.server.now
+        else:
+            self.head_started = None
+        self._dispatch()
+
+    # events ------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        conn = self.conn
+        while True:
+            event = conn.next_event()
+            etype = type(event)
+            if etype is BodyChunk:
+                self.cycle.feed_body(event.data)  # type: ignore[union-attr]
+            elif etype is RequestReceived:
+                self._start_request(event)  # type: ignore[arg-type]
+            elif etype is BodyEnd:
+                self.cycle.feed_end()  # type: ignore[union-attr]
+            else:
+                break
+        if conn.pending_requests > self.server.limits.max_pipelined and not self._pipeline_paused:
+            self._pipeline_paused = True
+            self._update_reading()
+
+    def _start_request(self, request: RequestReceived) -> None:
+        server = self.server
+        if server.shutting_down:
+            self.conn.keep_alive = False
+        scope = http_scope(request, self.info, server.lifespan_state, server.extensions)
+        cycle = RequestCycle(self, scope, perf_counter())
+        self.cycle = cycle
+        limit = server.limit_concurrency
+        if limit is not None and (len(server.connections) > limit or len(server.tasks) >= limit):
+            error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
+            self._simple_response(cycle, 503, close=False)
+            return
+        task = self.loop.create_task(cycle.run(server.app))
+        server.tasks.add(task)
+        task.add_done_callback(server.tasks.discard)
+
+    def _simple_response(self, cycle: RequestCycle, status: int, close: bool) -> None:
+        body = _ERROR_BODIES[status]
+        conn = self.conn
+        if close:
+            conn.keep_alive = False
+        head = ResponseHead(
+            1,
+            status,
+            [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        )
+        cycle.http.status = status
+        cycle.response_done = True
+        cycle.sent_bytes = len(body)
+        self.write(
+            conn.send(head, self.server.default_headers)
+            + conn.send(BodyChunk(1, body))
+            + conn.send(BodyEnd(1))
+        )
+        self.response_complete(cycle)
+
+    def _reject(self, exc: RemoteProtocolError) -> None:
+        """Answer a malformed request with the suggested status, then close."""
+        status = exc.status_hint if exc.status_hint in _ERROR_BODIES else 400
+        error_log.warning("bad request from %s: %s (%d)", self.client_label, exc, status)
+        cycle = self.cycle
+        if cycle is not None and (cycle.pending_head or cycle.http.status or cycle.sent_bytes):
+            self.abort()  # a response is under way: cannot answer, just cut
+            return
+        self._close_with_status(status)
+
+    def _close_with_status(self, status: int) -> None:
+        body = _ERROR_BODIES[status]
+        self.conn.send_failed()
+        if self.cycle is not None:
+            self.cycle.on_disconnect()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n%b\r\n%b"
+            % (
+                status,
+                _ERROR_BODIES[status].strip(),
+                len(body),
+                self.server.default_headers.encoded,
+                body,
+            )
+        )
+        self.transport.close()
+
+    # writing -------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is below its low-water mark."""
+        if not self.write_paused or self.transport.is_closing():
+            return
+        waiter = self._drain_waiter
+        if waiter is None:
+            waiter = self._drain_waiter = self.loop.create_future()
+        await waiter
+
+    def abort(self) -> None:
+        self.transport.close()
+
+    # back-pressure on reading -------------------------------------------------
+
+    def pause_for_body(self) -> None:
+        if not self._body_paused:
+            self._body_paused = True
+            self._update_reading()
+
+    def resume_for_body(self) -> None:
+        if self._body_paused:
+            self._body_paused = False
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self._body_paused or self._pipeline_paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    # end of a cycle --------------------------------------------------------------
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        """The last byte of the response was written."""
+        if access_log.isEnabledFor(20):
+            scope = cycle.scope
+            qs = scope["query_string"]
+            target = scope["raw_path"].decode("latin-1")
+            if qs:
+                target += "?" + qs.decode("latin-1")
+            access_log.info(
+                ACCESS_FORMAT,
+                self.client_label,
+                scope["method"],
+                target,
+                scope["http_version"],
+                cycle.http.status,
+                cycle.sent_bytes,
+                (perf_counter() - cycle.start_time) * 1000.0,
+            )
+        conn = self.conn
+        if not conn.keep_alive or not conn.their_done or self.server.shutting_down:
+            # Close-delimited body, "Connection: close", an unread request
+            # body, or shutdown: this connection ends here.
+            self.transport.close()
+            return
+        conn.start_next_cycle()
+        # The app may go on (background work after the response); the
+        # connection moves on to the next request without waiting for it.
+        self.cycle = None
+        self.idle_since = self.server.now
+        if self._body_paused:
+            self._body_paused = False
+            self._update_reading()
+        self._dispatch()
+        if self._pipeline_paused and conn.pending_requests <= self.server.limits.max_pipelined:
+            self._pipeline_paused = False
+            self._update_reading()
+
+    def cycle_finished(self, cycle: RequestCycle) -> None:
+        """The app task for ``cycle`` ended; run() has completed or aborted its response."""
+        if self.cycle is cycle:
+            self.cycle = None
+
+    # timeouts and shutdown (called by the server's tick) --------------------------
+
+    def check_timeouts(self, now: float) -> None:
+        timeouts = self.server.timeouts
+        if self.cycle is not None:
+            return
+        head_started = self.head_started
+        if head_started is not None:
+            if now - head_started > timeouts.request_header:
+                error_log.warning(
+                    "request head from %s not received within %.3gs: 408, closing",
+                    self.client_label,
+                    timeouts.request_header,
+                )
+                self._close_with_status(408)
+        elif self.conn.idle and now - self.idle_since > timeouts.keep_alive:
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close if idle, else close after the current response."""
+        self.conn.keep_alive = False
+        if self.cycle is None and self.head_started is None:
+            self.transport.close()

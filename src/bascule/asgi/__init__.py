@@ -1,0 +1,1 @@
+"""ASGI adapters: pure state machines between protocol events and ASGI messages."""

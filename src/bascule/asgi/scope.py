@@ -1,0 +1,70 @@
+"""Build ASGI ``http`` scopes from protocol events and connection facts."""
+
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from bascule.proto.events import RequestReceived
+
+#: ASGI version bascule speaks, and the HTTP sub-spec version it implements in
+#: full (2.4: ``send()`` raises an ``OSError`` subclass after a disconnect).
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+Address = tuple[str, int] | tuple[str, None]
+
+
+class ConnInfo:
+    """Facts about one connection that every scope on it shares."""
+
+    __slots__ = ("client", "root_path", "root_path_bytes", "scheme", "server")
+
+    def __init__(
+        self,
+        client: tuple[str, int] | None,
+        server: Address | None,
+        scheme: str,
+        root_path: str,
+    ) -> None:
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.root_path = root_path
+        self.root_path_bytes = root_path.encode("utf-8")
+
+
+def decode_path(raw: bytes) -> str:
+    """Percent-decode a raw path and decode UTF-8 (invalid sequences replaced)."""
+    if b"%" in raw:
+        raw = unquote_to_bytes(raw)
+    return raw.decode("utf-8", "replace")
+
+
+def http_scope(
+    request: RequestReceived,
+    info: ConnInfo,
+    state: dict[str, Any] | None,
+    extensions: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``http`` scope for one request.
+
+    ``path`` and ``raw_path`` include ``root_path`` (as uvicorn and Starlette
+    expect): the app mounted at ``/api`` sees ``path="/api/items"``.
+    """
+    raw_path = request.path
+    if info.root_path:
+        raw_path = info.root_path_bytes + raw_path
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": request.http_version,
+        "method": request.method,
+        "scheme": info.scheme,
+        "path": decode_path(raw_path),
+        "raw_path": raw_path,
+        "query_string": request.query,
+        "root_path": info.root_path,
+        "headers": request.headers,
+        "client": info.client,
+        "server": info.server,
+        "state": {} if state is None else state.copy(),
+        "extensions": extensions,
+    }

@@ -1,0 +1,146 @@
+"""The ``bascule`` command, generated from Config's field metadata.
+
+Every option is declared once, in ``bascule.config``; this module only turns
+fields into argparse arguments (bools become ``--x/--no-x``, tuples become
+repeatable, enums become choices, sizes accept k/m/g).  Bad values exit with
+status 2 and one line; an app that cannot be loaded exits 1 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from enum import Enum
+from typing import Any, NoReturn
+
+from bascule._version import __version__
+from bascule.config import Config, field_default, flag, option_fields, parse_size
+from bascule.errors import AppLoadError, ConfigError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line on stderr and status 2 (argparse prints the usage too)."""
+        self.exit(2, f"bascule: error: {message}\n")
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(type, optional) for a field annotation such as ``int | None``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0], True
+    return annotation, False
+
+
+def _converter(kind: Any, size: bool, name: str) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            if size:
+                return parse_size(text)
+            if kind is bool:
+                return text
+            return kind(text)
+        except ValueError:
+            kind_name = "size" if size else getattr(kind, "__name__", str(kind))
+            raise argparse.ArgumentTypeError(f"invalid {kind_name} value: {text!r}") from None
+
+    convert.__name__ = name
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one argument per Config field."""
+    parser = _Parser(
+        prog="bascule",
+        description="bascule: serve an ASGI application over HTTP/1.1.",
+        allow_abbrev=False,
+    )
+    hints = typing.get_type_hints(Config)
+    for f in option_fields():
+        meta = f.metadata
+        default = field_default(f)
+        kind, _optional = _base_type(hints[f.name])
+        help_text = meta["help"]
+        if f.name == "app":
+            parser.add_argument(
+                "app", nargs="?", default=default, metavar="APP", help=f"{help_text}"
+            )
+            continue
+        name = "--" + flag(f.name)
+        if kind is bool:
+            parser.add_argument(
+                name,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=f"{help_text} (default: {'on' if default else 'off'})",
+            )
+        elif isinstance(kind, type) and issubclass(kind, Enum):
+            parser.add_argument(
+                name,
+                dest=f.name,
+                choices=[m.value for m in kind],
+                default=default.value,
+                help=f"{help_text} (default: {default.value})",
+            )
+        elif typing.get_origin(kind) is tuple:
+            parser.add_argument(
+                name,
+                dest=f.name,
+                action="append",
+                default=None,
+                metavar=meta["metavar"],
+                help=help_text,
+            )
+        else:
+            shown = "none" if default is None else default
+            parser.add_argument(
+                name,
+                dest=f.name,
+                type=_converter(kind, meta["size"], kind.__name__),
+                default=default,
+                metavar=meta["metavar"] or kind.__name__.upper(),
+                help=f"{help_text} (default: {shown})",
+            )
+    parser.add_argument("--version", action="version", version=f"bascule {__version__}")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Namespace → validated Config."""
+    hints = typing.get_type_hints(Config)
+    values: dict[str, Any] = {}
+    for f in option_fields():
+        value = getattr(args, f.name)
+        kind, _ = _base_type(hints[f.name])
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            value = kind(value)
+        elif typing.get_origin(kind) is tuple:
+            value = tuple(value or ())
+        values[f.name] = value
+    return Config(**values).validate()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``bascule`` command."""
+    from bascule.main import run  # noqa: PLC0415 - keep --help fast
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    options = {f.name: getattr(config, f.name) for f in option_fields() if f.name != "app"}
+    try:
+        run(config.app, **options)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    except AppLoadError as exc:
+        sys.stderr.write(f"bascule: error: {exc}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch it
+        sys.exit(130)

@@ -1,0 +1,277 @@
+"""Every option, declared once.
+
+``Config`` is a frozen dataclass; each field's metadata carries its help text
+and how the command line spells it, and ``bascule.cli`` builds the argument
+parser from it.  ``bascule.run(app, **options)`` takes the same names as
+keyword arguments.  ``Config.validate()`` raises :class:`ConfigError` naming
+the option.  Layers get slices (``http1_limits()``, ``timeouts()``), never
+the whole object.  No I/O here.
+"""
+
+import re
+from dataclasses import MISSING, dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+from bascule.errors import ConfigError
+from bascule.proto.limits import DEFAULT_MAX_HEADER_SIZE, Http1Limits
+
+
+class Interface(Enum):
+    """How to call the application."""
+
+    AUTO = "auto"
+    ASGI3 = "asgi3"
+    ASGI2 = "asgi2"
+
+
+class LifespanMode(Enum):
+    """Whether to run the lifespan protocol."""
+
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
+class LoopChoice(Enum):
+    """Event loop implementation."""
+
+    AUTO = "auto"
+    ASYNCIO = "asyncio"
+    UVLOOP = "uvloop"
+
+
+class LogLevel(Enum):
+    """Level of the ``bascule.error`` logger."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
+
+
+def _opt(default: Any, help: str, *, metavar: str | None = None, size: bool = False) -> Any:
+    meta = {"help": help, "metavar": metavar, "size": size}
+    if isinstance(default, list | tuple):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """The slice of Config the asyncio layer's timers need (seconds)."""
+
+    keep_alive: float
+    request_header: float
+    graceful_shutdown: float
+
+
+@dataclass(frozen=True)
+class Config:
+    """bascule's options.  Field names are the ``run()`` keywords and, with ``-``
+    for ``_``, the command-line flags."""
+
+    app: Any = _opt(
+        "bascule.demo:app",
+        "the application: 'module:attribute' (default: the built-in demo app)",
+        metavar="APP",
+    )
+    host: str = _opt("127.0.0.1", "address to bind (ignored when --bind is given)")
+    port: int = _opt(8000, "TCP port to bind; 0 picks a free one (ignored when --bind is given)")
+    bind: tuple[str, ...] = _opt(
+        (),
+        "where to listen: HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; repeatable",
+        metavar="ADDRESS",
+    )
+    app_dir: str = _opt(
+        ".", "directory put first on sys.path before importing the app", metavar="DIR"
+    )
+    factory: bool = _opt(False, "treat APP as a factory: call it with no arguments to get the app")
+    interface: Interface = _opt(
+        Interface.AUTO, "application interface: ASGI 3 or ASGI 2 (double callable)"
+    )
+    lifespan: LifespanMode = _opt(
+        LifespanMode.AUTO, "lifespan protocol: auto (use it if the app supports it), on, off"
+    )
+    root_path: str = _opt(
+        "", "path the app is mounted at behind a proxy (scope root_path)", metavar="PATH"
+    )
+    loop: LoopChoice = _opt(
+        LoopChoice.AUTO, "event loop: auto (uvloop when installed), asyncio, uvloop"
+    )
+    log_level: LogLevel = _opt(LogLevel.INFO, "level of the bascule.error logger")
+    access_log: bool = _opt(True, "one line per response on the bascule.access logger")
+    timeout_keep_alive: float = _opt(
+        5.0, "close a keep-alive connection idle this many seconds", metavar="SECONDS"
+    )
+    timeout_request_header: float = _opt(
+        10.0, "time allowed to receive a whole request head (slowloris guard)", metavar="SECONDS"
+    )
+    timeout_graceful_shutdown: float = _opt(
+        30.0,
+        "on SIGTERM/SIGINT, wait this long for in-flight requests, then cancel them",
+        metavar="SECONDS",
+    )
+    limit_concurrency: int | None = _opt(
+        None, "answer 503 when this many connections or requests are in flight", metavar="N"
+    )
+    limit_request_body: int | None = _opt(
+        None,
+        "largest request body in bytes (k/m/g suffixes allowed); 413 past it",
+        metavar="BYTES",
+        size=True,
+    )
+    backlog: int = _opt(2048, "listen backlog of each socket", metavar="N")
+    max_request_header_size: int = _opt(
+        DEFAULT_MAX_HEADER_SIZE,
+        "largest request line + header section in bytes; 431 past it",
+        metavar="BYTES",
+        size=True,
+    )
+    server_header: bool = _opt(True, "send 'Server: bascule'")
+    date_header: bool = _opt(True, "send a Date header")
+    header: tuple[str, ...] = _opt(
+        (), "extra response header on every response, NAME:VALUE; repeatable", metavar="NAME:VALUE"
+    )
+
+    def validate(self) -> "Config":
+        """Check every value; raise ConfigError naming the first bad option."""
+        if isinstance(self.app, str) and not self.app:
+            raise ConfigError("APP: must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port: must be in 0..65535, got {self.port}")
+        for address in self.bind:
+            parse_bind(address)
+        for name in ("timeout_keep_alive", "timeout_request_header", "timeout_graceful_shutdown"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{flag(name)}: must be > 0, got {getattr(self, name)}")
+        for name in (
+            "limit_concurrency",
+            "limit_request_body",
+            "backlog",
+            "max_request_header_size",
+        ):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{flag(name)}: must be >= 1, got {value}")
+        if self.max_request_header_size < 1024:
+            raise ConfigError(
+                f"--max-request-header-size: must be >= 1024, got {self.max_request_header_size}"
+            )
+        for item in self.header:
+            parse_header(item)
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
+            raise ConfigError(
+                f"--root-path: must start with '/' and not end with one, got {self.root_path!r}"
+            )
+        return self
+
+    def http1_limits(self) -> Http1Limits:
+        """The HTTP/1.1 protocol's limits."""
+        return Http1Limits(
+            max_header_size=self.max_request_header_size,
+            max_body_size=self.limit_request_body,
+        )
+
+    def timeouts(self) -> Timeouts:
+        """The asyncio layer's timeouts."""
+        return Timeouts(
+            keep_alive=self.timeout_keep_alive,
+            request_header=self.timeout_request_header,
+            graceful_shutdown=self.timeout_graceful_shutdown,
+        )
+
+    def binds(self) -> list[str]:
+        """Addresses to listen on, ``--host``/``--port`` when no ``--bind`` is given."""
+        if self.bind:
+            return list(self.bind)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return [f"{host}:{self.port}"]
+
+    def extra_headers(self) -> list[tuple[bytes, bytes]]:
+        """``--header`` values as (lowercased name, value) pairs."""
+        return [parse_header(item) for item in self.header]
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of a field name."""
+    return name.replace("_", "-")
+
+
+def option_fields() -> list[Any]:
+    """Config's fields, in declaration order."""
+    return list(fields(Config))
+
+
+def field_default(f: Any) -> Any:
+    """A field's default value."""
+    return f.default if f.default is not MISSING else None
+
+
+_SIZE = re.compile(r"(?i)^\s*(\d+)\s*(k|kb|kib|m|mb|mib|g|gb|gib)?\s*$")
+_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """``65536``, ``64k``, ``64KiB``, ``1m``, ``1g`` → bytes (binary units)."""
+    m = _SIZE.match(text)
+    if m is None:
+        raise ValueError(f"not a size in bytes: {text!r} (use e.g. 65536, 64k, 1m)")
+    number, unit = int(m.group(1)), m.group(2)
+    return number * _UNITS[unit[0].lower()] if unit else number
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def parse_header(item: str) -> tuple[bytes, bytes]:
+    """``NAME:VALUE`` → (lowercased name, value) as bytes."""
+    name, sep, value = item.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not _HEADER_NAME.match(name):
+        raise ConfigError(f"--header: expected NAME:VALUE with a valid field name, got {item!r}")
+    if any(c in value for c in "\r\n\x00") or not value.isascii():
+        raise ConfigError(f"--header: value of {name!r} has characters not allowed in a header")
+    return name.lower().encode("ascii"), value.encode("ascii")
+
+
+def parse_bind(address: str) -> tuple[str, str | int]:
+    """Classify a --bind value: ("tcp", "host", port) style as (kind, target).
+
+    Returns ``("unix", path)``, ``("fd", n)`` or ``("tcp", "host:port")``.
+    """
+    if address.startswith("unix:"):
+        path = address[5:]
+        if not path:
+            raise ConfigError(f"--bind: empty unix socket path in {address!r}")
+        return "unix", path
+    if address.startswith("fd://"):
+        try:
+            fd = int(address[5:])
+        except ValueError:
+            fd = -1
+        if fd < 0:
+            raise ConfigError(f"--bind: expected fd://N with N >= 0, got {address!r}")
+        return "fd", fd
+    split_host_port(address)
+    return "tcp", address
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT`` → (host, port)."""
+    if address.startswith("["):
+        host, sep, rest = address[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ConfigError(f"--bind: expected [IPv6]:PORT, got {address!r}")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = address.rpartition(":")
+        if not sep or ":" in host:
+            raise ConfigError(
+                f"--bind: expected HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N, got {address!r}"
+            )
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"--bind: port must be in 0..65535 in {address!r}")
+    return host, int(port_text)

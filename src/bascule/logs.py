@@ -1,0 +1,33 @@
+"""Logger names, the TRACE level, and the default logging set-up.
+
+bascule logs through the stdlib ``logging`` module only: ``bascule.error``
+(server events, app crashes, bad requests) and ``bascule.access`` (one line
+per response).  Configure them like any logger.
+"""
+
+import logging
+import sys
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+error_log = logging.getLogger("bascule.error")
+access_log = logging.getLogger("bascule.access")
+
+ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d %d %.2fms'
+"""client, method, path?query, HTTP version, status, response body bytes, duration."""
+
+
+def configure(level: str, access: bool) -> None:
+    """Default set-up: both loggers to stderr, unless the user configured them."""
+    numeric = TRACE if level == "trace" else getattr(logging, level.upper())
+    for logger, enabled in ((error_log, True), (access_log, access)):
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+            )
+            logger.addHandler(handler)
+            logger.propagate = False
+        logger.setLevel(numeric if logger is error_log else logging.INFO)
+        logger.disabled = not enabled

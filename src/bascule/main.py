@@ -1,0 +1,69 @@
+"""The programmatic entry points: ``run()`` (blocking) and ``serve()`` (async)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from bascule.aio.server import Server
+from bascule.config import Config, Interface, LoopChoice
+from bascule.errors import AppLoadError, ConfigError
+from bascule.importer import asgi2_to_asgi3, is_asgi2, load_app
+from bascule.logs import configure, error_log
+
+
+def prepare_app(config: Config) -> Any:
+    """Import the app (or take it), adapt ASGI 2 to ASGI 3."""
+    app = load_app(config.app, os.path.abspath(config.app_dir), config.factory)
+    if config.interface is Interface.ASGI2 or (
+        config.interface is Interface.AUTO and is_asgi2(app)
+    ):
+        return asgi2_to_asgi3(app)
+    return app
+
+
+async def serve(app: Any, config: Config | None = None) -> int:
+    """Serve ``app`` (an ASGI app or a 'module:attr' string) on the running loop.
+
+    Returns the exit status (0 after a graceful stop).
+    """
+    config = dataclasses.replace(config or Config(), app=app).validate()
+    asgi_app = prepare_app(config)
+    server = Server(config, asgi_app)
+    return await server.serve(install_signals=threading.current_thread() is threading.main_thread())
+
+
+def loop_factory(choice: LoopChoice) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop constructor for ``--loop``."""
+    if choice is LoopChoice.ASYNCIO:
+        return asyncio.new_event_loop
+    try:
+        import uvloop  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        if choice is LoopChoice.UVLOOP:
+            raise ConfigError("--loop: uvloop is not installed (pip install uvloop)") from None
+        return asyncio.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(app: Any = "bascule.demo:app", **options: Any) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM.  ``options`` are Config field names.
+
+    Raises ConfigError/AppLoadError for bad options or an app that cannot be
+    loaded, and SystemExit with a non-zero status when startup fails.
+    """
+    config = Config(app=app, **options).validate()
+    configure(config.log_level.value, config.access_log)
+    asgi_app = prepare_app(config)
+    with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
+        status = runner.run(Server(config, asgi_app).serve())
+    if status:
+        raise SystemExit(status)
+
+
+__all__ = ["AppLoadError", "ConfigError", "error_log", "run", "serve"]

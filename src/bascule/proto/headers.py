@@ -1,0 +1,47 @@
+"""Field grammar checks for what we write (RFC 9110 §5.1, §5.5).
+
+Incoming fields are checked by llhttp (strict mode); these checks guard the
+fields an application hands us, so a bad app cannot inject a header or split a
+response.
+"""
+
+import re
+
+# RFC 9110 §5.1: field-name = token; token = 1*tchar.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# RFC 9110 §5.5: field-value has no CR, LF or NUL; we also refuse other C0
+# controls except HTAB, which no legitimate value needs.
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def is_token(name: bytes) -> bool:
+    """True when ``name`` is a valid field name."""
+    return _TOKEN.match(name) is not None
+
+
+def bad_value_char(value: bytes) -> int | None:
+    """Offset of the first character not allowed in a field value, or ``None``."""
+    m = _BAD_VALUE.search(value)
+    return None if m is None else m.start()
+
+
+class DefaultHeaders:
+    """Headers the server adds to every response (Date, Server, ``--header``).
+
+    ``encoded`` is the ready-to-write block; an app that sets one of these
+    names itself wins, and ``encode_without`` drops ours.
+    """
+
+    __slots__ = ("encoded", "names", "pairs")
+
+    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        self.pairs = pairs
+        self.names = frozenset(name.lower() for name, _ in pairs)
+        self.encoded = b"".join(b"%b: %b\r\n" % (n, v) for n, v in pairs)
+
+    def encode_without(self, names: set[bytes]) -> bytes:
+        """The block without the fields named in ``names`` (lowercase)."""
+        return b"".join(b"%b: %b\r\n" % (n, v) for n, v in self.pairs if n.lower() not in names)
+
+
+NO_DEFAULT_HEADERS = DefaultHeaders([])

@@ -1,0 +1,307 @@
+"""H1Connection: the server side of one HTTP/1.1 connection, sans I/O.
+
+How to drive it (the asyncio driver in ``bascule.aio.transport`` does exactly
+this; tests do it with plain bytes)::
+
+    conn = H1Connection(limits)
+    conn.receive_data(data)          # may raise RemoteProtocolError (status_hint)
+    while (ev := conn.next_event()) not in (NEED_DATA, PAUSED):
+        ...                          # RequestReceived, BodyChunk*, BodyEnd
+    out = conn.send(ResponseHead(...), defaults)   # bytes to write
+    out += conn.send(BodyChunk(...)) ; out += conn.send(BodyEnd(1))
+    if conn.our_state is DONE and conn.their_done:
+        if conn.keep_alive: conn.start_next_cycle()
+        else: close the transport
+
+``PAUSED`` means the current request is fully handed out and the next one
+(pipelined) waits until our response is done and ``start_next_cycle`` runs.
+Nothing here reads the clock, logs, or touches a socket.
+"""
+
+from collections.abc import Callable
+from typing import Final
+
+import httptools
+
+from bascule.proto.errors import LocalProtocolError, RemoteProtocolError
+from bascule.proto.events import (
+    BodyChunk,
+    BodyEnd,
+    Event,
+    InformationalResponse,
+    RequestReceived,
+    ResponseHead,
+)
+from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
+from bascule.proto.http1.reader import RequestReader
+from bascule.proto.http1.state import DONE, ERROR, IDLE, OUR_TRANSITIONS, SEND_BODY, State
+from bascule.proto.http1.writer import WRITERS, BodyWriter, Framing, check_field, status_line
+from bascule.proto.limits import Http1Limits
+
+
+class _Sentinel:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: ``next_event`` result: feed more bytes.
+NEED_DATA: Final = _Sentinel("NEED_DATA")
+#: ``next_event`` result: finish the current response first.
+PAUSED: Final = _Sentinel("PAUSED")
+
+_NO_BODY_STATUS = frozenset({204, 304})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class H1Connection:
+    """Server side of an HTTP/1.1 connection."""
+
+    __slots__ = (
+        "_body",
+        "_chunk_writer",
+        "_dribble",
+        "_end_writer",
+        "_ignore_rest",
+        "_limits",
+        "_reader",
+        "continue_pending",
+        "keep_alive",
+        "method",
+        "our_state",
+        "request_version",
+        "response_status",
+        "their_done",
+    )
+
+    def __init__(self, limits: Http1Limits | None = None) -> None:
+        self._limits = limits or Http1Limits()
+        self._reader = RequestReader(self._limits)
+        self._dribble = 0
+        self._ignore_rest = False
+        self._body = BodyWriter(0)
+        self._chunk_writer: Callable[[BodyWriter, bytes], bytes] = BodyWriter.nothing
+        self._end_writer: Callable[[BodyWriter], bytes] = BodyWriter.end_nothing
+        self.our_state: State = IDLE
+        #: True once this cycle's BodyEnd was handed out.
+        self.their_done = False
+        self.keep_alive = True
+        self.method = "GET"
+        self.request_version = "1.1"
+        self.continue_pending = False
+        self.response_status = 0
+
+    # receiving -------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the peer.  Raises RemoteProtocolError on bad input."""
+        if self._ignore_rest:
+            return
+        reader = self._reader
+        try:
+            reader.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # The request asked to switch protocols; bytes after it are not HTTP/1.1.
+            self._ignore_rest = True
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, RemoteProtocolError):
+                raise cause from None
+            raise  # pragma: no cover - our callbacks raise nothing else
+        except httptools.HttpParserError as exc:
+            if not reader.keep_alive and reader.last_complete:
+                # "Connection: close" followed by more bytes: answer the
+                # complete request, ignore the rest (RFC 9112 §9.6).
+                self._ignore_rest = True
+                return
+            raise RemoteProtocolError(f"malformed request: {_llhttp_reason(exc)}") from None
+        if reader.in_head:
+            self._dribble += len(data)
+            # The callbacks count the head exactly; this bounds what llhttp
+            # buffers for a field that never ends.  One read of slack.
+            if self._dribble > 2 * self._limits.max_header_size:
+                raise RemoteProtocolError(
+                    f"request header section larger than {self._limits.max_header_size} bytes",
+                    431,
+                )
+        else:
+            self._dribble = 0
+        if not reader.keep_alive and reader.last_complete:
+            self._ignore_rest = True
+
+    def receive_eof(self) -> None:
+        """The peer half-closed.  A request cut in its middle is an error."""
+        self._ignore_rest = True
+        if not self._reader.last_complete:
+            raise RemoteProtocolError("connection closed in the middle of a request")
+
+    def next_event(self) -> Event | _Sentinel:
+        """The next event of the current cycle, ``NEED_DATA`` or ``PAUSED``."""
+        if self.their_done:
+            return PAUSED
+        events = self._reader.events
+        if not events:
+            return NEED_DATA
+        event = events.popleft()
+        if type(event) is BodyEnd:
+            self.their_done = True
+        elif type(event) is RequestReceived:
+            self.method = event.method
+            self.request_version = event.http_version
+            self.keep_alive = event.keep_alive
+            self.continue_pending = event.expect_continue
+        return event
+
+    @property
+    def pending_requests(self) -> int:
+        """Events parsed ahead and waiting (pipelining back-pressure)."""
+        return len(self._reader.events)
+
+    @property
+    def waiting_for_head(self) -> bool:
+        """True while a request head has started to arrive but is not complete."""
+        return self._reader.in_head
+
+    @property
+    def idle(self) -> bool:
+        """True between requests with nothing parsed ahead and nothing half-read."""
+        reader = self._reader
+        return (
+            self.our_state is IDLE
+            and not self.their_done
+            and not reader.events
+            and reader.last_complete
+        )
+
+    # sending ---------------------------------------------------------------
+
+    def send(
+        self,
+        event: ResponseHead | InformationalResponse | BodyChunk | BodyEnd,
+        defaults: DefaultHeaders = NO_DEFAULT_HEADERS,
+    ) -> bytes:
+        """Bytes for ``event``.  Raises LocalProtocolError if it is not allowed now."""
+        etype = type(event)
+        new_state = OUR_TRANSITIONS.get((self.our_state, etype))
+        if new_state is None:
+            raise LocalProtocolError(f"cannot send {etype.__name__} in state {self.our_state.name}")
+        if etype is BodyChunk:
+            return self._chunk_writer(self._body, event.data)  # type: ignore[union-attr]
+        if etype is BodyEnd:
+            out = self._end_writer(self._body)
+        elif etype is ResponseHead:
+            out = self._head(event, defaults)  # type: ignore[arg-type]
+        else:
+            out = self._interim(event)  # type: ignore[arg-type]
+        self.our_state = new_state
+        return out
+
+    def send_continue(self) -> bytes:
+        """``100 Continue`` if the request expects it and nothing was sent yet."""
+        if self.continue_pending and self.our_state is IDLE:
+            self.continue_pending = False
+            return _CONTINUE
+        self.continue_pending = False
+        return b""
+
+    def send_failed(self) -> None:
+        """Mark the connection broken (our side failed mid-response): it must close."""
+        self.our_state = ERROR
+        self.keep_alive = False
+        self._ignore_rest = True
+
+    def _interim(self, event: InformationalResponse) -> bytes:
+        if not 100 <= event.status < 200 or event.status == 101:
+            raise LocalProtocolError(f"interim response status {event.status} is not 1xx")
+        if self.request_version == "1.0":
+            return b""  # HTTP/1.0 clients do not understand 1xx (RFC 9110 §15.2)
+        parts = [status_line(event.status)]
+        for i, (name, value) in enumerate(event.headers):
+            check_field(i, name, value)
+            parts.append(b"%b: %b\r\n" % (name, value))
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _head(self, event: ResponseHead, defaults: DefaultHeaders) -> bytes:
+        status = event.status
+        if not 200 <= status <= 999:
+            raise LocalProtocolError(f"response status {status} is not a final status (200..999)")
+        self.continue_pending = False
+        self.response_status = status
+        parts = [status_line(status)]
+        append = parts.append
+        declared = -1
+        keep_alive = self.keep_alive
+        no_body = status in _NO_BODY_STATUS or self.method == "HEAD"
+        default_names = defaults.names
+        overridden: set[bytes] | None = None
+        for i, (name, value) in enumerate(event.headers):
+            check_field(i, name, value)
+            lname = name.lower()
+            if lname == b"content-length":
+                if status == 204:
+                    continue  # RFC 9110 §8.6: never in a 204
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -2
+                if declared < 0 or not value.isdigit():
+                    raise LocalProtocolError(
+                        f"headers[{i}] Content-Length {value!r} is not a number"
+                    )
+                continue  # written once, below
+            if lname == b"connection":
+                if b"close" in value.lower():
+                    keep_alive = False
+                continue  # we write our own
+            if lname == b"transfer-encoding":
+                continue  # framing is ours to choose
+            if lname in default_names:
+                if overridden is None:
+                    overridden = set()
+                overridden.add(lname)
+            append(b"%b: %b\r\n" % (name, value))
+        if declared >= 0:
+            append(b"content-length: %d\r\n" % declared)
+        if no_body:
+            framing = Framing.NONE
+        elif declared >= 0:
+            framing = Framing.CONTENT_LENGTH
+        elif self.request_version == "1.1":
+            framing = Framing.CHUNKED
+            append(b"transfer-encoding: chunked\r\n")
+        else:
+            framing = Framing.CLOSE
+            keep_alive = False
+        if not keep_alive:
+            append(b"connection: close\r\n")
+        elif self.request_version == "1.0":
+            append(b"connection: keep-alive\r\n")
+        self.keep_alive = keep_alive
+        self._body.remaining = declared
+        self._chunk_writer, self._end_writer = WRITERS[framing]
+        append(defaults.encoded if overridden is None else defaults.encode_without(overridden))
+        append(b"\r\n")
+        return b"".join(parts)
+
+    # cycle -----------------------------------------------------------------
+
+    def start_next_cycle(self) -> None:
+        """Reset for the next request on a keep-alive connection."""
+        if self.our_state is not DONE or not self.their_done or not self.keep_alive:
+            raise LocalProtocolError("start_next_cycle() before the cycle ended")
+        self.our_state = IDLE
+        self.their_done = False
+        self.continue_pending = False
+        self.response_status = 0
+
+
+def _llhttp_reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["NEED_DATA", "PAUSED", "SEND_BODY", "H1Connection"]

@@ -1,0 +1,181 @@
+"""Turn httptools (llhttp) callbacks into bascule events, enforcing Http1Limits.
+
+llhttp runs in strict mode: it rejects both Content-Length and
+Transfer-Encoding, duplicate or invalid Content-Length, a bad chunk size,
+control characters in fields, bare CR/LF, obs-fold and invalid tokens.  The
+checks llhttp does not do (Host, size limits, request-target form) are here.
+"""
+
+from collections import deque
+
+import httptools
+
+from bascule.proto.errors import RemoteProtocolError
+from bascule.proto.events import BodyChunk, BodyEnd, Event, Headers, RequestReceived
+from bascule.proto.limits import Http1Limits
+
+_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+
+
+class RequestReader:
+    """The httptools callback target; appends events to ``events``.
+
+    ``heads`` counts complete request heads still in ``events`` (pipelining).
+    """
+
+    __slots__ = (
+        "_body_size",
+        "_head_size",
+        "_headers",
+        "_host_count",
+        "_limits",
+        "_max_body",
+        "_url",
+        "events",
+        "in_head",
+        "keep_alive",
+        "last_complete",
+        "parser",
+        "upgrade",
+    )
+
+    def __init__(self, limits: Http1Limits) -> None:
+        self._limits = limits
+        self._max_body = limits.max_body_size
+        self.events: deque[Event] = deque()
+        self.parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: Headers = []
+        self._head_size = 0
+        self._host_count = 0
+        self._body_size = 0
+        #: True between the first byte of a request and the end of its head.
+        self.in_head = False
+        #: keep-alive as the last parsed request asked for it.
+        self.keep_alive = True
+        #: True once the last request fed in full has completed.
+        self.last_complete = True
+        self.upgrade = False
+
+    # llhttp callbacks -----------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.in_head = True
+        self.last_complete = False
+        self._url = b""
+        self._headers = []
+        self._head_size = 0
+        self._host_count = 0
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+        if len(self._url) > self._limits.max_target_size:
+            raise RemoteProtocolError(
+                f"request target longer than {self._limits.max_target_size} bytes", 414
+            )
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._limits.max_header_size:
+            raise RemoteProtocolError(
+                f"request header section larger than {self._limits.max_header_size} bytes", 431
+            )
+        headers = self._headers
+        if len(headers) >= self._limits.max_header_count:
+            raise RemoteProtocolError(
+                f"more than {self._limits.max_header_count} request header fields", 431
+            )
+        name = name.lower()
+        if name == b"host":
+            self._host_count += 1
+        headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.in_head = False
+        version = _VERSIONS.get(parser.get_http_version())
+        if version is None:
+            raise RemoteProtocolError(f"unsupported HTTP version {parser.get_http_version()}", 505)
+        headers = self._headers
+        url = self._url
+        if version == "1.1" and self._host_count != 1:
+            raise RemoteProtocolError(
+                "HTTP/1.1 request without a Host header"
+                if self._host_count == 0
+                else "HTTP/1.1 request with more than one Host header"
+            )
+        if url[:1] == b"/":
+            path, _, query = url.partition(b"?")
+        else:
+            path, query = _other_form(url, headers)
+        expect_continue = False
+        for name, value in headers:
+            if name == b"content-length":
+                if self._max_body is not None and int(value) > self._max_body:
+                    raise RemoteProtocolError(
+                        f"Content-Length {int(value)} exceeds the limit of {self._max_body} bytes",
+                        413,
+                    )
+            elif name == b"expect" and value.lower() == b"100-continue" and version == "1.1":
+                expect_continue = True
+        keep_alive = parser.should_keep_alive()
+        if parser.should_upgrade():
+            # Upgrades are not served yet: answer as plain HTTP, then close.
+            self.upgrade = True
+            keep_alive = False
+        self.keep_alive = keep_alive
+        self.events.append(
+            RequestReceived(
+                1,
+                parser.get_method().decode("ascii"),
+                path,
+                query,
+                headers,
+                version,
+                keep_alive,
+                expect_continue,
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        if self._max_body is not None:
+            self._body_size += len(body)
+            if self._body_size > self._max_body:
+                raise RemoteProtocolError(
+                    f"request body exceeds the limit of {self._max_body} bytes", 413
+                )
+        self.events.append(BodyChunk(1, body))
+
+    def on_message_complete(self) -> None:
+        self.last_complete = True
+        self.events.append(BodyEnd(1))
+
+
+def _other_form(url: bytes, headers: Headers) -> tuple[bytes, bytes]:
+    """Path and query of a target that is not origin-form (RFC 9112 §3.2).
+
+    Absolute-form replaces the Host header with the target's authority
+    (§3.2.2); ``*`` (asterisk-form) and authority-form (CONNECT) are kept as
+    the path.
+    """
+    if url == b"*":
+        return url, b""
+    lowered = url[:8].lower()
+    if lowered.startswith((b"http://", b"https://")):
+        try:
+            parsed = httptools.parse_url(url)
+        except httptools.HttpParserInvalidURLError:
+            raise RemoteProtocolError(
+                f"invalid absolute-form request target {url[:80]!r}"
+            ) from None
+        authority = parsed.host or b""
+        if parsed.port is not None:
+            authority += b":%d" % parsed.port
+        headers[:] = [(n, v) for n, v in headers if n != b"host"]
+        headers.append((b"host", authority))
+        return parsed.path or b"/", parsed.query or b""
+    if b"/" not in url and b":" in url:
+        return url, b""  # authority-form, only meaningful for CONNECT
+    raise RemoteProtocolError(f"invalid request target {url[:80]!r}")

@@ -1,0 +1,40 @@
+"""The HTTP/1.1 connection's state machines, as data.
+
+A server connection runs two machines side by side, one per direction:
+
+* **their** side (the client's request): head parsed → body → complete.  llhttp
+  owns that machine (it parses ahead when requests are pipelined); the reader
+  turns its callbacks into a queue of events, and the connection hands out one
+  request's events at a time (``PAUSED`` until our response is ``DONE``).
+* **our** side (the response): ``IDLE`` → ``ResponseHead`` → ``SEND_BODY`` →
+  ``BodyEnd`` → ``DONE``.  Interim responses (1xx) keep it ``IDLE``.
+
+When both are ``DONE`` the cycle is over: the connection either starts the
+next cycle (keep-alive) or must close.  ``ERROR`` is absorbing: after a
+protocol error nothing more may be sent or received.  Any (state, event) pair
+missing from ``OUR_TRANSITIONS`` is a :class:`LocalProtocolError`.
+"""
+
+from enum import IntEnum
+
+from bascule.proto.events import BodyChunk, BodyEnd, InformationalResponse, ResponseHead
+
+
+class State(IntEnum):
+    """State of one direction of an HTTP/1.1 exchange."""
+
+    IDLE = 0
+    SEND_BODY = 1
+    DONE = 2
+    ERROR = 3
+
+
+IDLE, SEND_BODY, DONE, ERROR = State.IDLE, State.SEND_BODY, State.DONE, State.ERROR
+
+#: Our (server) side: which event may be sent in which state, and where it leads.
+OUR_TRANSITIONS: dict[tuple[State, type], State] = {
+    (IDLE, InformationalResponse): IDLE,
+    (IDLE, ResponseHead): SEND_BODY,
+    (SEND_BODY, BodyChunk): SEND_BODY,
+    (SEND_BODY, BodyEnd): DONE,
+}

@@ -1,0 +1,107 @@
+"""Response serialisation: status line, header section, and body framing.
+
+The framing is chosen once per response and looked up in ``WRITERS``: a
+Content-Length body, a chunked body, a close-delimited body (HTTP/1.0 without
+Content-Length), or no body at all (HEAD, 1xx, 204, 304).
+"""
+
+from collections.abc import Callable
+from enum import Enum
+from http import HTTPStatus
+
+from bascule.proto.errors import LocalProtocolError
+from bascule.proto.headers import bad_value_char, is_token
+
+
+class Framing(Enum):
+    """How a response body is delimited on the wire."""
+
+    CONTENT_LENGTH = "content-length"
+    CHUNKED = "chunked"
+    CLOSE = "close-delimited"
+    NONE = "no body"
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("ascii"))
+
+
+#: Status lines, built once.  Unknown codes are built on demand and cached too.
+STATUS_LINES: dict[int, bytes] = {int(s): _status_line(int(s)) for s in HTTPStatus}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 <status> <phrase>\\r\\n`` for a status in 100..999."""
+    line = STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 999:
+            raise LocalProtocolError(f"status {status} is outside 100..999")
+        line = STATUS_LINES[status] = _status_line(status)
+    return line
+
+
+def check_field(index: int, name: bytes, value: bytes) -> None:
+    """Raise LocalProtocolError for a header the app gave that is not valid on the wire."""
+    if not is_token(name):
+        raise LocalProtocolError(f"headers[{index}] name {name!r} is not a valid field name")
+    bad = bad_value_char(value)
+    if bad is not None:
+        raise LocalProtocolError(
+            f"headers[{index}] value {value!r} has a forbidden character at offset {bad}"
+        )
+
+
+class BodyWriter:
+    """Frames body bytes; counts them against a declared Content-Length."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, declared: int) -> None:
+        self.remaining = declared
+
+    def content_length(self, data: bytes) -> bytes:
+        self.remaining -= len(data)
+        if self.remaining < 0:
+            raise LocalProtocolError(
+                f"response body longer than its Content-Length (by {-self.remaining} bytes)"
+            )
+        return data
+
+    def content_length_end(self) -> bytes:
+        if self.remaining:
+            raise LocalProtocolError(
+                f"response body shorter than its Content-Length ({self.remaining} bytes missing)"
+            )
+        return b""
+
+    def chunked(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        return b"%x\r\n%b\r\n" % (len(data), data)
+
+    def chunked_end(self) -> bytes:
+        return b"0\r\n\r\n"
+
+    def plain(self, data: bytes) -> bytes:
+        return data
+
+    def nothing(self, data: bytes) -> bytes:
+        return b""
+
+    def end_nothing(self) -> bytes:
+        return b""
+
+
+#: Framing → (chunk writer, end writer), as unbound methods of BodyWriter.
+WRITERS: dict[
+    Framing, tuple[Callable[[BodyWriter, bytes], bytes], Callable[[BodyWriter], bytes]]
+] = {
+    Framing.CONTENT_LENGTH: (BodyWriter.content_length, BodyWriter.content_length_end),
+    Framing.CHUNKED: (BodyWriter.chunked, BodyWriter.chunked_end),
+    Framing.CLOSE: (BodyWriter.plain, BodyWriter.end_nothing),
+    Framing.NONE: (BodyWriter.nothing, BodyWriter.end_nothing),
+}
