@@ -345,7 +345,10 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
             _signal_group(pgid, signal.SIGKILL)
-            proc.wait(timeout=STOP_GRACE_S)
+            try:
+                proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                _log(f"warning: server pid {proc.pid} survived SIGKILL for {STOP_GRACE_S:.0f} s")
     # Leftover children (e.g. hypercorn's worker process) of our group.
     _signal_group(pgid, signal.SIGKILL)
 

@@ -136,6 +136,25 @@ class Config:
         (), "extra response header on every response, NAME:VALUE; repeatable", metavar="NAME:VALUE"
     )
 
+    def __post_init__(self) -> None:
+        """Accept the spellings ``run()`` callers use: strings for enums, lists for tuples."""
+        for name, kind in _ENUM_FIELDS.items():
+            value = getattr(self, name)
+            if isinstance(value, str):
+                try:
+                    object.__setattr__(self, name, kind(value))
+                except ValueError:
+                    choices = ", ".join(m.value for m in kind)
+                    raise ConfigError(
+                        f"--{flag(name)}: expected one of {choices}, got {value!r}"
+                    ) from None
+        for name in ("bind", "header"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            elif not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
     def validate(self) -> "Config":
         """Check every value; raise ConfigError naming the first bad option."""
         if isinstance(self.app, str) and not self.app:
@@ -193,6 +212,14 @@ class Config:
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
         """``--header`` values as (lowercased name, value) pairs."""
         return [parse_header(item) for item in self.header]
+
+
+_ENUM_FIELDS: dict[str, type[Enum]] = {
+    "interface": Interface,
+    "lifespan": LifespanMode,
+    "loop": LoopChoice,
+    "log_level": LogLevel,
+}
 
 
 def flag(name: str) -> str:

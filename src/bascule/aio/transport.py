@@ -100,12 +100,12 @@ class HttpDriver(asyncio.Protocol):
             waiter.set_result(None)
 
     def eof_received(self) -> bool | None:
-        # A request cut mid-way: nothing to answer on a half-closed socket.
+        # The client closed its side.  Most clients only do that when they are
+        # gone, so treat it as a disconnect (the app's receive() then returns
+        # http.disconnect) rather than keep a half-open socket around.
         with contextlib.suppress(RemoteProtocolError):
             self.conn.receive_eof()
-        if self.cycle is None:
-            self.transport.close()
-        return True  # keep the write side open until our response is done
+        return None
 
     def pause_writing(self) -> None:
         self.write_paused = True

@@ -109,7 +109,7 @@ class RequestReader:
         if url[:1] == b"/":
             path, _, query = url.partition(b"?")
         else:
-            path, query = _other_form(url, headers)
+            path, query = _other_form(url, headers, parser.get_method())
         expect_continue = False
         for name, value in headers:
             if name == b"content-length":
@@ -153,7 +153,7 @@ class RequestReader:
         self.events.append(BodyEnd(1))
 
 
-def _other_form(url: bytes, headers: Headers) -> tuple[bytes, bytes]:
+def _other_form(url: bytes, headers: Headers, method: bytes) -> tuple[bytes, bytes]:
     """Path and query of a target that is not origin-form (RFC 9112 §3.2).
 
     Absolute-form replaces the Host header with the target's authority
@@ -161,6 +161,8 @@ def _other_form(url: bytes, headers: Headers) -> tuple[bytes, bytes]:
     the path.
     """
     if url == b"*":
+        if method != b"OPTIONS":
+            raise RemoteProtocolError("request target '*' is only allowed with OPTIONS")
         return url, b""
     lowered = url[:8].lower()
     if lowered.startswith((b"http://", b"https://")):
@@ -176,6 +178,6 @@ def _other_form(url: bytes, headers: Headers) -> tuple[bytes, bytes]:
         headers[:] = [(n, v) for n, v in headers if n != b"host"]
         headers.append((b"host", authority))
         return parsed.path or b"/", parsed.query or b""
-    if b"/" not in url and b":" in url:
-        return url, b""  # authority-form, only meaningful for CONNECT
+    if method == b"CONNECT" and b"/" not in url and b":" in url:
+        return url, b""  # authority-form
     raise RemoteProtocolError(f"invalid request target {url[:80]!r}")
