@@ -144,3 +144,41 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch it
         sys.exit(130)
+
+
+def options_markdown() -> str:
+    """The options reference (docs/options.md), generated from Config's fields."""
+    hints = typing.get_type_hints(Config)
+    rows = [
+        "# Options reference",
+        "",
+        "Generated from `bascule.config.Config` by `python scripts/gen_options.py`;",
+        "`tests/test_docs.py` fails when this page and the command line disagree.",
+        "Every option is a command-line flag, a keyword argument of `bascule.run(app, ...)`",
+        "and a field of `bascule.Config` (used with `await bascule.serve(app, config)`).",
+        "",
+        "| flag | `run()` keyword | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in option_fields():
+        default = field_default(f)
+        kind, _ = _base_type(hints[f.name])
+        if f.name == "app":
+            flag_text = "`APP` (positional)"
+        elif kind is bool:
+            flag_text = f"`--{flag(f.name)}` / `--no-{flag(f.name)}`"
+        else:
+            flag_text = f"`--{flag(f.name)} {f.metadata['metavar'] or kind.__name__.upper()}`"
+        if isinstance(default, Enum):
+            shown = f"`{default.value}` (one of {', '.join(m.value for m in type(default))})"
+        elif isinstance(default, tuple):
+            shown = "none (repeatable)"
+        elif default is None:
+            shown = "none"
+        elif isinstance(default, bool):
+            shown = "on" if default else "off"
+        else:
+            shown = f"`{default}`"
+        rows.append(f"| {flag_text} | `{f.name}` | {shown} | {f.metadata['help']} |")
+    rows.append("")
+    return "\n".join(rows)

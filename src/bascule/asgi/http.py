@@ -32,7 +32,25 @@ def _describe(value: object) -> str:
 
 
 def check_headers(kind: str, raw: object) -> Headers:
-    """Validate an ASGI header list: an iterable of 2-item (bytes, bytes)."""
+    """Validate an ASGI header list: an iterable of 2-item (bytes, bytes).
+
+    The common case (a list of pairs of ``bytes``) is checked in one tight
+    loop and returned as given; anything else takes the slow path, which
+    converts what it can and names the first bad item.
+    """
+    if type(raw) is list:
+        try:
+            for name, value in raw:
+                if type(name) is not bytes or type(value) is not bytes:
+                    break
+            else:
+                return raw
+        except (TypeError, ValueError):
+            pass
+    return _check_headers_slow(kind, raw)
+
+
+def _check_headers_slow(kind: str, raw: object) -> Headers:
     if raw is None:
         return []
     if isinstance(raw, str | bytes) or not isinstance(raw, Iterable):
@@ -48,13 +66,13 @@ def check_headers(kind: str, raw: object) -> Headers:
                 f"{kind}: headers[{i}] must be a [name, value] pair, got {_describe(pair)}"
             ) from None
         if type(name) is not bytes:
-            if not isinstance(name, bytes):
+            if not isinstance(name, bytes | bytearray):
                 raise AppMessageError(
                     f"{kind}: headers[{i}] name must be bytes, got {_describe(name)}"
                 )
             name = bytes(name)
         if type(value) is not bytes:
-            if not isinstance(value, bytes):
+            if not isinstance(value, bytes | bytearray):
                 raise AppMessageError(
                     f"{kind}: headers[{i}] value must be bytes, got {_describe(value)}"
                 )
@@ -116,7 +134,7 @@ class HttpCycle:
                 raise AppMessageError(f"{mtype}: status must be an int, got {_describe(status)}")
             if not 200 <= status <= 999:
                 raise AppMessageError(f"{mtype}: status must be in 200..999, got {status}")
-            headers = check_headers(mtype, message.get("headers"))
+            headers = check_headers(mtype, message.get("headers", ()))
             self.state = CycleState.BODY
             self.status = status
             return [ResponseHead(self.stream_id, status, headers)]

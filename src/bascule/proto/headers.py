@@ -25,6 +25,15 @@ def bad_value_char(value: bytes) -> int | None:
     return None if m is None else m.start()
 
 
+#: Codes of response fields the writer handles itself.
+CONTENT_LENGTH, CONNECTION, TRANSFER_ENCODING, DEFAULT = 1, 2, 3, 4
+FRAMING_FIELDS = {
+    b"content-length": CONTENT_LENGTH,
+    b"connection": CONNECTION,
+    b"transfer-encoding": TRANSFER_ENCODING,
+}
+
+
 class DefaultHeaders:
     """Headers the server adds to every response (Date, Server, ``--header``).
 
@@ -32,12 +41,14 @@ class DefaultHeaders:
     names itself wins, and ``encode_without`` drops ours.
     """
 
-    __slots__ = ("encoded", "names", "pairs")
+    __slots__ = ("encoded", "names", "pairs", "special")
 
     def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
         self.pairs = pairs
         self.names = frozenset(name.lower() for name, _ in pairs)
         self.encoded = b"".join(b"%b: %b\r\n" % (n, v) for n, v in pairs)
+        #: Lowercase names the response writer treats specially → what they are.
+        self.special = {**dict.fromkeys(self.names, DEFAULT), **FRAMING_FIELDS}
 
     def encode_without(self, names: set[bytes]) -> bytes:
         """The block without the fields named in ``names`` (lowercase)."""

@@ -32,10 +32,24 @@ from bascule.proto.events import (
     RequestReceived,
     ResponseHead,
 )
-from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
+from bascule.proto.headers import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    NO_DEFAULT_HEADERS,
+    TRANSFER_ENCODING,
+    DefaultHeaders,
+)
 from bascule.proto.http1.reader import RequestReader
 from bascule.proto.http1.state import DONE, ERROR, IDLE, OUR_TRANSITIONS, SEND_BODY, State
-from bascule.proto.http1.writer import WRITERS, BodyWriter, Framing, check_field, status_line
+from bascule.proto.http1.writer import (
+    KNOWN_TOKENS,
+    WRITERS,
+    BodyWriter,
+    Framing,
+    check_values,
+    remember_token,
+    status_line,
+)
 from bascule.proto.limits import Http1Limits
 
 
@@ -219,12 +233,12 @@ class H1Connection:
             raise LocalProtocolError(f"interim response status {event.status} is not 1xx")
         if self.request_version == "1.0":
             return b""  # HTTP/1.0 clients do not understand 1xx (RFC 9110 §15.2)
-        parts = [status_line(event.status)]
-        for i, (name, value) in enumerate(event.headers):
-            check_field(i, name, value)
-            parts.append(b"%b: %b\r\n" % (name, value))
-        parts.append(b"\r\n")
-        return b"".join(parts)
+        lines = [b"%b: %b\r\n" % (name, value) for name, value in event.headers]
+        for name, _ in event.headers:
+            if name not in KNOWN_TOKENS:
+                remember_token(event.headers, name)
+        check_values(event.headers, lines)
+        return status_line(event.status) + b"".join(lines) + b"\r\n"
 
     def _head(self, event: ResponseHead, defaults: DefaultHeaders) -> bytes:
         status = event.status
@@ -232,39 +246,39 @@ class H1Connection:
             raise LocalProtocolError(f"response status {status} is not a final status (200..999)")
         self.continue_pending = False
         self.response_status = status
-        parts = [status_line(status)]
-        append = parts.append
+        lines: list[bytes] = []
+        append = lines.append
         declared = -1
         keep_alive = self.keep_alive
         no_body = status in _NO_BODY_STATUS or self.method == "HEAD"
-        default_names = defaults.names
+        special = defaults.special
         overridden: set[bytes] | None = None
-        for i, (name, value) in enumerate(event.headers):
-            check_field(i, name, value)
+        tokens = KNOWN_TOKENS
+        for name, value in event.headers:
+            if name not in tokens:
+                remember_token(event.headers, name)
             lname = name.lower()
-            if lname == b"content-length":
-                if status == 204:
-                    continue  # RFC 9110 §8.6: never in a 204
-                try:
+            code = special.get(lname)
+            if code is not None:
+                if code == CONTENT_LENGTH:
+                    if status == 204:
+                        continue  # RFC 9110 §8.6: never in a 204
+                    if not value.isdigit():
+                        raise LocalProtocolError(f"Content-Length {value!r} is not a number")
                     declared = int(value)
-                except ValueError:
-                    declared = -2
-                if declared < 0 or not value.isdigit():
-                    raise LocalProtocolError(
-                        f"headers[{i}] Content-Length {value!r} is not a number"
-                    )
-                continue  # written once, below
-            if lname == b"connection":
-                if b"close" in value.lower():
-                    keep_alive = False
-                continue  # we write our own
-            if lname == b"transfer-encoding":
-                continue  # framing is ours to choose
-            if lname in default_names:
+                    continue  # written once, below
+                if code == CONNECTION:
+                    if b"close" in value.lower():
+                        keep_alive = False
+                    continue  # we write our own
+                if code == TRANSFER_ENCODING:
+                    continue  # framing is ours to choose
                 if overridden is None:
                     overridden = set()
                 overridden.add(lname)
             append(b"%b: %b\r\n" % (name, value))
+        check_values(event.headers, lines)
+        append = lines.append
         if declared >= 0:
             append(b"content-length: %d\r\n" % declared)
         if no_body:
@@ -286,7 +300,7 @@ class H1Connection:
         self._chunk_writer, self._end_writer = WRITERS[framing]
         append(defaults.encoded if overridden is None else defaults.encode_without(overridden))
         append(b"\r\n")
-        return b"".join(parts)
+        return status_line(status) + b"".join(lines)
 
     # cycle -----------------------------------------------------------------
 

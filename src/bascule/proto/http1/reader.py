@@ -27,7 +27,6 @@ class RequestReader:
         "_body_size",
         "_head_size",
         "_headers",
-        "_host_count",
         "_limits",
         "_max_body",
         "_url",
@@ -47,7 +46,6 @@ class RequestReader:
         self._url = b""
         self._headers: Headers = []
         self._head_size = 0
-        self._host_count = 0
         self._body_size = 0
         #: True between the first byte of a request and the end of its head.
         self.in_head = False
@@ -65,7 +63,6 @@ class RequestReader:
         self._url = b""
         self._headers = []
         self._head_size = 0
-        self._host_count = 0
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
@@ -77,20 +74,15 @@ class RequestReader:
             )
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self._limits.max_header_size:
+        # Hot path: account the size, keep the field; the rest is checked once
+        # the head is complete.
+        size = self._head_size + len(name) + len(value) + 4
+        self._head_size = size
+        if size > self._limits.max_header_size:
             raise RemoteProtocolError(
                 f"request header section larger than {self._limits.max_header_size} bytes", 431
             )
-        headers = self._headers
-        if len(headers) >= self._limits.max_header_count:
-            raise RemoteProtocolError(
-                f"more than {self._limits.max_header_count} request header fields", 431
-            )
-        name = name.lower()
-        if name == b"host":
-            self._host_count += 1
-        headers.append((name, value))
+        self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -99,20 +91,16 @@ class RequestReader:
         if version is None:
             raise RemoteProtocolError(f"unsupported HTTP version {parser.get_http_version()}", 505)
         headers = self._headers
-        url = self._url
-        if version == "1.1" and self._host_count != 1:
+        if len(headers) > self._limits.max_header_count:
             raise RemoteProtocolError(
-                "HTTP/1.1 request without a Host header"
-                if self._host_count == 0
-                else "HTTP/1.1 request with more than one Host header"
+                f"more than {self._limits.max_header_count} request header fields", 431
             )
-        if url[:1] == b"/":
-            path, _, query = url.partition(b"?")
-        else:
-            path, query = _other_form(url, headers, parser.get_method())
+        host_count = 0
         expect_continue = False
         for name, value in headers:
-            if name == b"content-length":
+            if name == b"host":
+                host_count += 1
+            elif name == b"content-length":
                 if self._max_body is not None and int(value) > self._max_body:
                     raise RemoteProtocolError(
                         f"Content-Length {int(value)} exceeds the limit of {self._max_body} bytes",
@@ -120,6 +108,17 @@ class RequestReader:
                     )
             elif name == b"expect" and value.lower() == b"100-continue" and version == "1.1":
                 expect_continue = True
+        if host_count != 1 and version == "1.1":
+            raise RemoteProtocolError(
+                "HTTP/1.1 request without a Host header"
+                if host_count == 0
+                else "HTTP/1.1 request with more than one Host header"
+            )
+        url = self._url
+        if url[:1] == b"/":
+            path, _, query = url.partition(b"?")
+        else:
+            path, query = _other_form(url, headers, parser.get_method())
         keep_alive = parser.should_keep_alive()
         if parser.should_upgrade():
             # Upgrades are not served yet: answer as plain HTTP, then close.

@@ -5,11 +5,13 @@ Content-Length body, a chunked body, a close-delimited body (HTTP/1.0 without
 Content-Length), or no body at all (HEAD, 1xx, 204, 304).
 """
 
+import re
 from collections.abc import Callable
 from enum import Enum
 from http import HTTPStatus
 
 from bascule.proto.errors import LocalProtocolError
+from bascule.proto.events import Headers
 from bascule.proto.headers import bad_value_char, is_token
 
 
@@ -53,6 +55,40 @@ def check_field(index: int, name: bytes, value: bytes) -> None:
         raise LocalProtocolError(
             f"headers[{index}] value {value!r} has a forbidden character at offset {bad}"
         )
+
+
+#: Field names already checked to be tokens.  Apps send the same few names
+#: over and over; a set lookup is much cheaper than the grammar check.
+KNOWN_TOKENS: set[bytes] = set()
+_MAX_KNOWN_TOKENS = 1024
+# Controls other than HTAB, CR and LF (those two are counted separately).
+_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def remember_token(headers: Headers, name: bytes) -> None:
+    """Check ``name`` is a token (else raise, naming the header) and cache it."""
+    if not is_token(name):
+        _raise_first_bad(headers)
+    if len(KNOWN_TOKENS) < _MAX_KNOWN_TOKENS:
+        KNOWN_TOKENS.add(name)
+
+
+def check_values(headers: Headers, lines: list[bytes]) -> None:
+    """Check the encoded ``name: value\\r\\n`` lines at once.
+
+    Each line we built holds exactly one CR and one LF, so any other CR or LF
+    (response splitting) shows in the counts; other controls in one search.
+    """
+    block = b"".join(lines)
+    n = len(lines)
+    if block.count(b"\r") != n or block.count(b"\n") != n or _CONTROLS.search(block):
+        _raise_first_bad(headers)
+
+
+def _raise_first_bad(headers: Headers) -> None:
+    for index, (name, value) in enumerate(headers):
+        check_field(index, name, value)
+    raise LocalProtocolError("invalid response header")  # pragma: no cover - found above
 
 
 class BodyWriter:
