@@ -27,8 +27,9 @@ def test_every_option_is_a_flag_and_documented() -> None:
 
 def test_readme_opens_with_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme.index("```") < readme.index("\n## ")  # the commands come first
     blocks = readme.split("```")
-    first_code = blocks[1].strip().splitlines()
+    first_code = blocks[1].strip().splitlines()[1:]  # after the language tag
     commands = [line for line in first_code if line and not line.startswith("#")]
     assert len(commands) == 2
     assert "bascule" in commands[0]

@@ -156,8 +156,7 @@ class BasculeProcess:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ServerExited(
-                        f"bascule not ready within {timeout}s; "
-                        f"stderr:\n{self.stderr_unlocked()}"
+                        f"bascule not ready within {timeout}s; stderr:\n{self.stderr_unlocked()}"
                     )
                 self._cond.wait(remaining)
 
@@ -230,6 +229,7 @@ def start_bascule(
     env: Mapping[str, str] | None = None,
     listeners: int = 1,
     ready: bool = True,
+    stop_timeout: float = STOP_TIMEOUT,
 ) -> Iterator[BasculeProcess]:
     """Start bascule with ``args`` in ``cwd``; wait until it listens (if ``ready``); stop it.
 
@@ -242,7 +242,7 @@ def start_bascule(
             server.wait_ready(listeners)
         yield server
     finally:
-        server.stop()
+        server.stop(stop_timeout)
 
 
 def run_bascule(

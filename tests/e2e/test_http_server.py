@@ -537,3 +537,22 @@ def test_access_log_line(live: Live, caplog: pytest.LogCaptureFixture) -> None:
     assert "127.0.0.1:" in line
     assert '"GET /p?q=1 HTTP/1.1" 200 13 ' in line
     assert line.endswith("ms")
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_bad_request_after_good_one_answers_both(live: Live, slow: bool) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if slow:
+            await asyncio.sleep(0.2)  # the bad bytes arrive while this response is pending
+        await hello(scope, receive, send)
+
+    server = live(app)
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        if slow:
+            time.sleep(0.05)
+        sock.sendall(b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = recv_until_closed(sock)
+    first, _, second = data.partition(b"Hello, world!")
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    assert second.startswith(b"HTTP/1.1 400 Bad Request")

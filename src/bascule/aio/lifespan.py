@@ -70,6 +70,11 @@ class Lifespan:
             raise LifespanFailure(f"application startup raised {type(error).__name__}: {error}")
         raise LifespanFailure("application returned during lifespan startup without completing it")
 
+    def cancel(self) -> None:
+        """Stop the lifespan task (startup interrupted)."""
+        if self._task is not None:
+            self._task.cancel()
+
     async def shutdown(self, timeout: float) -> None:
         """Run lifespan shutdown; log (do not raise) a failure."""
         if not self.supported or self._task is None or self._task.done():

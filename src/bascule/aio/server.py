@@ -69,6 +69,8 @@ class Server:
         self.sockets: list[socket.socket] = []
         self.state: ServerState | None = None
         self.addresses: list[str] = []
+        self._startup_task: asyncio.Task[None] | None = None
+        self._unix_paths: list[str] = []
 
     def handle_signal(self, sig: int) -> None:
         if self.should_exit.is_set():
@@ -81,6 +83,9 @@ class Server:
         self.should_exit.set()
 
     def _force(self) -> None:
+        startup = self._startup_task
+        if startup is not None and not startup.done():
+            startup.cancel()
         state = self.state
         if state is None:
             return
@@ -90,48 +95,73 @@ class Server:
             driver.transport.abort()
 
     async def serve(self, install_signals: bool = True) -> int:
-        """Run until stopped; returns the process exit status."""
+        """Run until stopped; returns the process exit status.
+
+        0 after a graceful stop, 1 after a forced one (second signal),
+        3 when lifespan startup fails.  Bind errors raise ConfigError.
+        """
         config = self.config
         loop = asyncio.get_running_loop()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.handle_signal, sig)
-        lifespan: Lifespan | None = None
-        if config.lifespan is not LifespanMode.OFF:
-            lifespan = Lifespan(self.app, config.lifespan.value)
-            try:
-                await lifespan.startup()
-            except Exception as exc:
-                error_log.error("%s", exc)
-                return 3
-            if lifespan.supported:
-                error_log.info("application startup complete")
-        state = self.state = ServerState(config, self.app, loop)
-        if lifespan is not None and lifespan.supported:
-            state.lifespan_state = lifespan.state
+        # Bind first: a bad address fails before the app's startup runs, and
+        # clients that connect during startup wait in the backlog.
         try:
-            await self._listen(state)
+            for address in config.binds():
+                self.sockets.append(bind_socket(address, config.backlog))
+                if address.startswith("unix:"):
+                    self._unix_paths.append(address[5:])
         except Exception:
-            if lifespan is not None:
-                await lifespan.shutdown(config.timeout_graceful_shutdown)
+            self._close_sockets()
             raise
-        ticker = loop.create_task(self._tick_forever(state))
+        lifespan: Lifespan | None = None
         try:
-            await self.should_exit.wait()
-        finally:
-            ticker.cancel()
+            if config.lifespan is not LifespanMode.OFF:
+                lifespan = Lifespan(self.app, config.lifespan.value)
+                self._startup_task = loop.create_task(lifespan.startup())
+                try:
+                    await self._startup_task
+                except asyncio.CancelledError:
+                    error_log.warning("lifespan startup interrupted: exiting")
+                    lifespan.cancel()
+                    return 1
+                except Exception as exc:
+                    error_log.error("%s", exc)
+                    return 3
+                if lifespan.supported:
+                    error_log.info("application startup complete")
+            state = self.state = ServerState(config, self.app, loop)
+            if lifespan is not None and lifespan.supported:
+                state.lifespan_state = lifespan.state
+            if not self.should_exit.is_set():
+                await self._listen(state)
+                ticker = loop.create_task(self._tick_forever(state))
+                try:
+                    await self.should_exit.wait()
+                finally:
+                    ticker.cancel()
             await self._shutdown(state)
             if lifespan is not None:
                 await lifespan.shutdown(config.timeout_graceful_shutdown)
-            error_log.info("bascule stopped (pid %d)", os.getpid())
-        return 0
+        finally:
+            self._close_sockets()
+        error_log.info("bascule stopped (pid %d)", os.getpid())
+        return 1 if self.force_exit else 0
+
+    def _close_sockets(self) -> None:
+        """Close what we bound and remove the unix socket files we created."""
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
+        for path in self._unix_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self._unix_paths.clear()
 
     async def _listen(self, state: ServerState) -> None:
         loop = state.loop
         config = self.config
-        for address in config.binds():
-            sock = bind_socket(address, config.backlog)
-            self.sockets.append(sock)
 
         def factory() -> HttpDriver:
             return HttpDriver(state)
@@ -166,21 +196,19 @@ class Server:
             await asyncio.sleep(0.05)
             state.tick()
             for driver in list(state.connections):
-                if driver.cycle is None and driver.head_started is None:
+                if driver.cycle is None:
                     driver.transport.close()
         if state.tasks or state.connections:
-            error_log.warning(
-                "graceful shutdown timed out: cancelling %d request(s), closing %d connection(s)",
-                len(state.tasks),
-                len(state.connections),
-            )
+            if not self.force_exit:
+                error_log.warning(
+                    "graceful shutdown timed out: cancelling %d request(s), "
+                    "closing %d connection(s)",
+                    len(state.tasks),
+                    len(state.connections),
+                )
             self._force()
             if state.tasks:
                 await asyncio.wait(list(state.tasks), timeout=5)
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
-        for address in self.config.binds():
-            if address.startswith("unix:"):
-                with contextlib.suppress(OSError):
-                    os.unlink(address[5:])

@@ -48,6 +48,7 @@ class HttpDriver(asyncio.Protocol):
 
     __slots__ = (
         "_body_paused",
+        "_deferred_error",
         "_drain_waiter",
         "_pipeline_paused",
         "client_label",
@@ -74,6 +75,7 @@ class HttpDriver(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._body_paused = False
         self._pipeline_paused = False
+        self._deferred_error: RemoteProtocolError | None = None
         self.idle_since = server.now
         #: server.now when the current request head started to arrive, or None.
         self.head_started: float | None = None
@@ -123,7 +125,7 @@ class HttpDriver(asyncio.Protocol):
         try:
             conn.receive_data(data)
         except RemoteProtocolError as exc:
-            self._reject(exc)
+            self._protocol_error(exc)
             return
         if conn.waiting_for_head:
             if self.head_started is None:
@@ -136,17 +138,21 @@ class HttpDriver(asyncio.Protocol):
 
     def _dispatch(self) -> None:
         conn = self.conn
-        while True:
-            event = conn.next_event()
-            etype = type(event)
-            if etype is BodyChunk:
-                self.cycle.feed_body(event.data)  # type: ignore[union-attr]
-            elif etype is RequestReceived:
-                self._start_request(event)  # type: ignore[arg-type]
-            elif etype is BodyEnd:
-                self.cycle.feed_end()  # type: ignore[union-attr]
-            else:
-                break
+        try:
+            while True:
+                event = conn.next_event()
+                etype = type(event)
+                if etype is BodyChunk:
+                    self.cycle.feed_body(event.data)  # type: ignore[union-attr]
+                elif etype is RequestReceived:
+                    self._start_request(event)  # type: ignore[arg-type]
+                elif etype is BodyEnd:
+                    self.cycle.feed_end()  # type: ignore[union-attr]
+                else:
+                    break
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
         if conn.pending_requests > self.server.limits.max_pipelined and not self._pipeline_paused:
             self._pipeline_paused = True
             self._update_reading()
@@ -189,6 +195,16 @@ class HttpDriver(asyncio.Protocol):
             + conn.send(BodyEnd(1))
         )
         self.response_complete(cycle)
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_done and self.conn.their_done:
+            # Bad bytes after a complete request whose response is under way:
+            # finish that response, then answer the error (response_complete).
+            self._deferred_error = exc
+            self.transport.pause_reading()
+            return
+        self._reject(exc)
 
     def _reject(self, exc: RemoteProtocolError) -> None:
         """Answer a malformed request with the suggested status, then close."""
@@ -277,6 +293,10 @@ class HttpDriver(asyncio.Protocol):
                 (perf_counter() - cycle.start_time) * 1000.0,
             )
         conn = self.conn
+        if self._deferred_error is not None:
+            self.cycle = None
+            self._reject(self._deferred_error)
+            return
         if not conn.keep_alive or not conn.their_done or self.server.shutting_down:
             # Close-delimited body, "Connection: close", an unread request
             # body, or shutdown: this connection ends here.
@@ -321,5 +341,5 @@ class HttpDriver(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful stop: close if idle, else close after the current response."""
         self.conn.keep_alive = False
-        if self.cycle is None and self.head_started is None:
-            self.transport.close()
+        if self.cycle is None:
+            self.transport.close()  # idle, or a request head not complete yet: not in flight

@@ -117,5 +117,10 @@ def create_app() -> ASGI3App:
     return made_by_factory
 
 
+def failing_factory() -> ASGI3App:
+    """A factory that cannot build the app."""
+    raise RuntimeError("no settings for the factory")
+
+
 #: Not an application at all.
 not_callable = {"not": "an app"}

@@ -1,5 +1,8 @@
 """Apps whose lifespan support is broken or missing."""
 
+import asyncio
+import sys
+
 from bascule.asgi_types import Receive, Scope, Send
 
 FAILURE_MESSAGE = "db down"
@@ -30,4 +33,14 @@ async def no_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
     """Raises on the lifespan scope, as apps that do not know about lifespan do."""
     if scope["type"] != "http":
         raise RuntimeError(f"unsupported scope type {scope['type']!r}")
+    await _ok(send)
+
+
+async def startup_hangs(scope: Scope, receive: Receive, send: Send) -> None:
+    """Never finishes lifespan startup (a dependency that never answers)."""
+    if scope["type"] == "lifespan":
+        await receive()
+        print("e2e: startup hanging", file=sys.stderr, flush=True)
+        await asyncio.sleep(3600)
+        return
     await _ok(send)

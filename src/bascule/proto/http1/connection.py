@@ -18,6 +18,7 @@ this; tests do it with plain bytes)::
 Nothing here reads the clock, logs, or touches a socket.
 """
 
+from collections import deque
 from collections.abc import Callable
 from typing import Final
 
@@ -38,6 +39,7 @@ from bascule.proto.headers import (
     NO_DEFAULT_HEADERS,
     TRANSFER_ENCODING,
     DefaultHeaders,
+    bad_value_char,
 )
 from bascule.proto.http1.reader import RequestReader
 from bascule.proto.http1.state import DONE, ERROR, IDLE, OUR_TRANSITIONS, SEND_BODY, State
@@ -47,6 +49,7 @@ from bascule.proto.http1.writer import (
     BodyWriter,
     Framing,
     check_values,
+    raise_first_bad,
     remember_token,
     status_line,
 )
@@ -80,6 +83,7 @@ class H1Connection:
         "_chunk_writer",
         "_dribble",
         "_end_writer",
+        "_error",
         "_ignore_rest",
         "_limits",
         "_reader",
@@ -96,6 +100,7 @@ class H1Connection:
         self._limits = limits or Http1Limits()
         self._reader = RequestReader(self._limits)
         self._dribble = 0
+        self._error: RemoteProtocolError | None = None
         self._ignore_rest = False
         self._body = BodyWriter(0)
         self._chunk_writer: Callable[[BodyWriter, bytes], bytes] = BodyWriter.nothing
@@ -112,10 +117,16 @@ class H1Connection:
     # receiving -------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        """Feed bytes from the peer.  Raises RemoteProtocolError on bad input."""
+        """Feed bytes from the peer.
+
+        Raises RemoteProtocolError on bad input, unless complete requests
+        parsed before the bad bytes are still queued: then they are handed
+        out first, and ``next_event`` raises the error after them.
+        """
         if self._ignore_rest:
             return
         reader = self._reader
+        reader.progress = False
         try:
             reader.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -123,29 +134,44 @@ class H1Connection:
             self._ignore_rest = True
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, RemoteProtocolError):
-                raise cause from None
-            raise  # pragma: no cover - our callbacks raise nothing else
+            if not isinstance(cause, RemoteProtocolError):  # pragma: no cover
+                raise  # our callbacks raise nothing else
+            self._fail(cause)
         except httptools.HttpParserError as exc:
             if not reader.keep_alive and reader.last_complete:
                 # "Connection: close" followed by more bytes: answer the
                 # complete request, ignore the rest (RFC 9112 §9.6).
                 self._ignore_rest = True
                 return
-            raise RemoteProtocolError(f"malformed request: {_llhttp_reason(exc)}") from None
+            self._fail(RemoteProtocolError(f"malformed request: {_llhttp_reason(exc)}"))
         if reader.in_head:
-            self._dribble += len(data)
-            # The callbacks count the head exactly; this bounds what llhttp
-            # buffers for a field that never ends.  One read of slack.
-            if self._dribble > 2 * self._limits.max_header_size:
-                raise RemoteProtocolError(
-                    f"request header section larger than {self._limits.max_header_size} bytes",
-                    431,
-                )
+            # The callbacks count the head exactly, but httptools buffers a
+            # field until it ends.  Reads in which nothing completed add up
+            # here, so a field that never ends is cut at the limit (plus at
+            # most the one read in which it began).
+            if reader.progress:
+                self._dribble = 0
+            else:
+                self._dribble += len(data)
+                if self._dribble > self._limits.max_header_size:
+                    self._fail(
+                        RemoteProtocolError(
+                            "request header section larger than "
+                            f"{self._limits.max_header_size} bytes",
+                            431,
+                        )
+                    )
         else:
             self._dribble = 0
         if not reader.keep_alive and reader.last_complete:
             self._ignore_rest = True
+
+    def _fail(self, error: RemoteProtocolError) -> None:
+        self._ignore_rest = True
+        if _has_end(self._reader.events):
+            self._error = error  # complete requests first; next_event raises it after them
+            return
+        raise error
 
     def receive_eof(self) -> None:
         """The peer half-closed.  A request cut in its middle is an error."""
@@ -154,12 +180,22 @@ class H1Connection:
             raise RemoteProtocolError("connection closed in the middle of a request")
 
     def next_event(self) -> Event | _Sentinel:
-        """The next event of the current cycle, ``NEED_DATA`` or ``PAUSED``."""
+        """The next event of the current cycle, ``NEED_DATA`` or ``PAUSED``.
+
+        Raises the RemoteProtocolError that ``receive_data`` deferred, once
+        the complete requests before it were handed out.
+        """
         if self.their_done:
             return PAUSED
         events = self._reader.events
         if not events:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
             return NEED_DATA
+        if self._error is not None and type(events[0]) is RequestReceived and not _has_end(events):
+            error, self._error = self._error, None
+            raise error  # the request the bad bytes cut short is never handed out
         event = events.popleft()
         if type(event) is BodyEnd:
             self.their_done = True
@@ -267,12 +303,12 @@ class H1Connection:
                         raise LocalProtocolError(f"Content-Length {value!r} is not a number")
                     declared = int(value)
                     continue  # written once, below
-                if code == CONNECTION:
-                    if b"close" in value.lower():
+                if code in (CONNECTION, TRANSFER_ENCODING):
+                    if bad_value_char(value) is not None:
+                        raise_first_bad(event.headers)
+                    if code == CONNECTION and b"close" in value.lower():
                         keep_alive = False
-                    continue  # we write our own
-                if code == TRANSFER_ENCODING:
-                    continue  # framing is ours to choose
+                    continue  # we write our own framing and Connection fields
                 if overridden is None:
                     overridden = set()
                 overridden.add(lname)
@@ -312,6 +348,10 @@ class H1Connection:
         self.their_done = False
         self.continue_pending = False
         self.response_status = 0
+
+
+def _has_end(events: "deque[Event]") -> bool:
+    return any(type(event) is BodyEnd for event in events)
 
 
 def _llhttp_reason(exc: Exception) -> str:

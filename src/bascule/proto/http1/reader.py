@@ -15,6 +15,7 @@ from bascule.proto.events import BodyChunk, BodyEnd, Event, Headers, RequestRece
 from bascule.proto.limits import Http1Limits
 
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+_OWS = (0x20, 0x09)
 
 
 class RequestReader:
@@ -35,6 +36,7 @@ class RequestReader:
         "keep_alive",
         "last_complete",
         "parser",
+        "progress",
         "upgrade",
     )
 
@@ -54,10 +56,13 @@ class RequestReader:
         #: True once the last request fed in full has completed.
         self.last_complete = True
         self.upgrade = False
+        #: Set by any callback that completed a piece of the head (see receive_data).
+        self.progress = False
 
     # llhttp callbacks -----------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.progress = True
         self.in_head = True
         self.last_complete = False
         self._url = b""
@@ -66,6 +71,7 @@ class RequestReader:
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
+        self.progress = True
         self._url += url
         self._head_size += len(url)
         if len(self._url) > self._limits.max_target_size:
@@ -76,12 +82,17 @@ class RequestReader:
     def on_header(self, name: bytes, value: bytes) -> None:
         # Hot path: account the size, keep the field; the rest is checked once
         # the head is complete.
+        self.progress = True
         size = self._head_size + len(name) + len(value) + 4
         self._head_size = size
         if size > self._limits.max_header_size:
             raise RemoteProtocolError(
                 f"request header section larger than {self._limits.max_header_size} bytes", 431
             )
+        if not self.in_head:
+            return  # a trailer field of a chunked body: never merged into the headers
+        if value and value[-1] in _OWS:
+            value = value.rstrip(b" \t")  # RFC 9110 §5.5: trailing whitespace is not part of it
         self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:

@@ -68,7 +68,7 @@ _CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def remember_token(headers: Headers, name: bytes) -> None:
     """Check ``name`` is a token (else raise, naming the header) and cache it."""
     if not is_token(name):
-        _raise_first_bad(headers)
+        raise_first_bad(headers)
     if len(KNOWN_TOKENS) < _MAX_KNOWN_TOKENS:
         KNOWN_TOKENS.add(name)
 
@@ -82,10 +82,10 @@ def check_values(headers: Headers, lines: list[bytes]) -> None:
     block = b"".join(lines)
     n = len(lines)
     if block.count(b"\r") != n or block.count(b"\n") != n or _CONTROLS.search(block):
-        _raise_first_bad(headers)
+        raise_first_bad(headers)
 
 
-def _raise_first_bad(headers: Headers) -> None:
+def raise_first_bad(headers: Headers) -> None:
     for index, (name, value) in enumerate(headers):
         check_field(index, name, value)
     raise LocalProtocolError("invalid response header")  # pragma: no cover - found above
