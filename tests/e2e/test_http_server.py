@@ -556,3 +556,38 @@ def test_bad_request_after_good_one_answers_both(live: Live, slow: bool) -> None
     first, _, second = data.partition(b"Hello, world!")
     assert first.startswith(b"HTTP/1.1 200 OK")
     assert second.startswith(b"HTTP/1.1 400 Bad Request")
+
+
+def test_message_after_complete_response_is_logged_not_fatal(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        await hello(scope, receive, send)
+        await send({"type": "http.response.body", "body": b"extra"})
+
+    server = live(app)
+    with caplog.at_level(logging.ERROR, logger="bascule.error"), server.connect() as sock:
+        for _ in range(2):  # the connection survives the app's mistake
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert recv_response(sock).endswith(b"Hello, world!")
+        deadline = time.monotonic() + 2
+        while len(caplog.records) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert any("after the response was complete" in r.getMessage() for r in caplog.records)
+
+
+def test_trace_logging_shows_events(live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    from bascule.logs import TRACE
+
+    with caplog.at_level(TRACE, logger="bascule.error"):
+        server = live(hello)
+        httpx.get(server.url + "/traced")
+        deadline = time.monotonic() + 2
+        while not any("connection lost" in r.getMessage() for r in caplog.records):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+    messages = [r.getMessage() for r in caplog.records if r.levelno == TRACE]
+    assert any("connection made" in m for m in messages)
+    assert any("RequestReceived(GET b'/traced' HTTP/1.1)" in m for m in messages)
+    assert any("connection lost" in m for m in messages)

@@ -207,7 +207,9 @@ class RequestCycle:
             error_log.error(message)
         else:
             error_log.error(message, exc_info=exc)
-        if self.http.state is CycleState.START and not self.response_done:
+        if self.response_done:
+            return  # the response went out whole; the connection may serve others now
+        if self.http.state is CycleState.START:
             self._send_500()
         else:
             self._abort()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bascule.aio.app import RequestCycle
 from bascule.asgi.scope import ConnInfo, http_scope
-from bascule.logs import ACCESS_FORMAT, access_log, error_log
+from bascule.logs import ACCESS_FORMAT, TRACE, access_log, error_log
 from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHead
 from bascule.proto.http1.connection import H1Connection
@@ -59,6 +59,7 @@ class HttpDriver(asyncio.Protocol):
         "info",
         "loop",
         "server",
+        "trace",
         "transport",
         "write_paused",
     )
@@ -72,6 +73,7 @@ class HttpDriver(asyncio.Protocol):
         self.info: ConnInfo = ConnInfo(None, None, scheme, server.root_path)
         self.client_label = "-"
         self.write_paused = False
+        self.trace = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._body_paused = False
         self._pipeline_paused = False
@@ -91,9 +93,14 @@ class HttpDriver(asyncio.Protocol):
         self.info = ConnInfo(client, server, self.info.scheme, self.server.root_path)
         self.client_label = f"{client[0]}:{client[1]}" if client else "unix"
         self.server.connections.add(self)
+        self.trace = error_log.isEnabledFor(TRACE)
+        if self.trace:
+            error_log.log(TRACE, "%s: connection made", self.client_label)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        if self.trace:
+            error_log.log(TRACE, "%s: connection lost (%s)", self.client_label, exc or "closed")
         cycle = self.cycle
         if cycle is not None:
             cycle.on_disconnect()
@@ -141,6 +148,8 @@ class HttpDriver(asyncio.Protocol):
         try:
             while True:
                 event = conn.next_event()
+                if self.trace:
+                    error_log.log(TRACE, "%s: %r", self.client_label, event)
                 etype = type(event)
                 if etype is BodyChunk:
                     self.cycle.feed_body(event.data)  # type: ignore[union-attr]

@@ -44,13 +44,13 @@ from bascule.proto.headers import (
 from bascule.proto.http1.reader import RequestReader
 from bascule.proto.http1.state import DONE, ERROR, IDLE, OUR_TRANSITIONS, SEND_BODY, State
 from bascule.proto.http1.writer import (
-    KNOWN_TOKENS,
+    KNOWN_NAMES,
     WRITERS,
     BodyWriter,
     Framing,
     check_values,
+    lower_name,
     raise_first_bad,
-    remember_token,
     status_line,
 )
 from bascule.proto.limits import Http1Limits
@@ -271,8 +271,8 @@ class H1Connection:
             return b""  # HTTP/1.0 clients do not understand 1xx (RFC 9110 §15.2)
         lines = [b"%b: %b\r\n" % (name, value) for name, value in event.headers]
         for name, _ in event.headers:
-            if name not in KNOWN_TOKENS:
-                remember_token(event.headers, name)
+            if name not in KNOWN_NAMES:
+                lower_name(event.headers, name)
         check_values(event.headers, lines)
         return status_line(event.status) + b"".join(lines) + b"\r\n"
 
@@ -289,11 +289,11 @@ class H1Connection:
         no_body = status in _NO_BODY_STATUS or self.method == "HEAD"
         special = defaults.special
         overridden: set[bytes] | None = None
-        tokens = KNOWN_TOKENS
+        known = KNOWN_NAMES
         for name, value in event.headers:
-            if name not in tokens:
-                remember_token(event.headers, name)
-            lname = name.lower()
+            lname = known.get(name)
+            if lname is None:
+                lname = lower_name(event.headers, name)
             code = special.get(lname)
             if code is not None:
                 if code == CONTENT_LENGTH:
