@@ -14,7 +14,13 @@ from enum import Enum
 from typing import Any
 
 from bascule.errors import ConfigError
-from bascule.proto.limits import DEFAULT_MAX_HEADER_SIZE, Http1Limits
+from bascule.proto.limits import (
+    DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_WS_MAX_QUEUE,
+    DEFAULT_WS_MAX_SIZE,
+    Http1Limits,
+    WsLimits,
+)
 
 
 class Interface(Enum):
@@ -66,6 +72,9 @@ class Timeouts:
     keep_alive: float
     request_header: float
     graceful_shutdown: float
+    ws_ping_interval: float
+    ws_ping_timeout: float
+    ws_close_timeout: float
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,33 @@ class Config:
         (), "extra response header on every response, NAME:VALUE; repeatable", metavar="NAME:VALUE"
     )
 
+    ws: bool = _opt(True, "serve WebSocket upgrades (with --no-ws they are answered as plain HTTP)")
+    ws_max_size: int = _opt(
+        DEFAULT_WS_MAX_SIZE,
+        "largest WebSocket message in bytes, after decompression; close 1009 past it",
+        metavar="BYTES",
+        size=True,
+    )
+    ws_max_queue: int = _opt(
+        DEFAULT_WS_MAX_QUEUE,
+        "WebSocket messages queued for the app before the socket stops being read",
+        metavar="N",
+    )
+    ws_ping_interval: float = _opt(
+        20.0, "send a WebSocket ping this often, in seconds; 0 turns pings off", metavar="SECONDS"
+    )
+    ws_ping_timeout: float = _opt(
+        20.0,
+        "close a WebSocket (1011) whose pong does not come within this time",
+        metavar="SECONDS",
+    )
+    ws_close_timeout: float = _opt(
+        5.0,
+        "wait this long for the peer's close frame, then drop the connection",
+        metavar="SECONDS",
+    )
+    ws_per_message_deflate: bool = _opt(True, "negotiate permessage-deflate compression (RFC 7692)")
+
     def __post_init__(self) -> None:
         """Accept the spellings ``run()`` callers use: strings for enums, lists for tuples."""
         for name, kind in _ENUM_FIELDS.items():
@@ -163,7 +199,15 @@ class Config:
             raise ConfigError(f"--port: must be in 0..65535, got {self.port}")
         for address in self.bind:
             parse_bind(address)
-        for name in ("timeout_keep_alive", "timeout_request_header", "timeout_graceful_shutdown"):
+        if self.ws_ping_interval < 0:
+            raise ConfigError(f"--ws-ping-interval: must be >= 0, got {self.ws_ping_interval}")
+        for name in (
+            "timeout_keep_alive",
+            "timeout_request_header",
+            "timeout_graceful_shutdown",
+            "ws_ping_timeout",
+            "ws_close_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{flag(name)}: must be > 0, got {getattr(self, name)}")
         for name in (
@@ -171,6 +215,8 @@ class Config:
             "limit_request_body",
             "backlog",
             "max_request_header_size",
+            "ws_max_size",
+            "ws_max_queue",
         ):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -200,6 +246,17 @@ class Config:
             keep_alive=self.timeout_keep_alive,
             request_header=self.timeout_request_header,
             graceful_shutdown=self.timeout_graceful_shutdown,
+            ws_ping_interval=self.ws_ping_interval,
+            ws_ping_timeout=self.ws_ping_timeout,
+            ws_close_timeout=self.ws_close_timeout,
+        )
+
+    def ws_limits(self) -> WsLimits:
+        """The WebSocket frame layer's limits."""
+        return WsLimits(
+            max_size=self.ws_max_size,
+            max_queue=self.ws_max_queue,
+            per_message_deflate=self.ws_per_message_deflate,
         )
 
     def binds(self) -> list[str]:

@@ -14,6 +14,7 @@ from bascule._version import __version__
 from bascule.aio.lifespan import Lifespan
 from bascule.aio.sockets import bind_socket, describe
 from bascule.aio.transport import HttpDriver
+from bascule.aio.websocket import WebSocketSession
 from bascule.config import Config, LifespanMode
 from bascule.logs import error_log
 from bascule.proto.headers import DefaultHeaders
@@ -26,10 +27,12 @@ class ServerState:
         self.loop = loop
         self.app = app
         self.limits = config.http1_limits()
+        self.ws_limits = config.ws_limits()
+        self.ws_enabled = config.ws
         self.timeouts = config.timeouts()
         self.root_path = config.root_path
         self.limit_concurrency = config.limit_concurrency
-        self.connections: set[HttpDriver] = set()
+        self.connections: set[HttpDriver | WebSocketSession] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.lifespan_state: dict[str, Any] | None = None
         self.extensions: dict[str, Any] = {}
@@ -196,7 +199,7 @@ class Server:
             await asyncio.sleep(0.05)
             state.tick()
             for driver in list(state.connections):
-                if driver.cycle is None:
+                if not driver.busy:
                     driver.transport.close()
         if state.tasks or state.connections:
             if not self.force_exit:

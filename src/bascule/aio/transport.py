@@ -14,11 +14,14 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from bascule.aio.app import RequestCycle
-from bascule.asgi.scope import ConnInfo, http_scope
+from bascule.aio.websocket import WebSocketSession
+from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
 from bascule.logs import ACCESS_FORMAT, TRACE, access_log, error_log
 from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHead
 from bascule.proto.http1.connection import H1Connection
+from bascule.proto.ws.handshake import HandshakeError, is_websocket_upgrade
+from bascule.proto.ws.handshake import validate as validate_handshake
 
 if TYPE_CHECKING:
     from bascule.aio.server import ServerState
@@ -28,6 +31,7 @@ _ERROR_BODIES = {
     408: b"Request Timeout\n",
     413: b"Content Too Large\n",
     414: b"URI Too Long\n",
+    426: b"Upgrade Required\n",
     431: b"Request Header Fields Too Large\n",
     503: b"Service Unavailable\n",
     505: b"HTTP Version Not Supported\n",
@@ -61,6 +65,7 @@ class HttpDriver(asyncio.Protocol):
         "server",
         "trace",
         "transport",
+        "upgrading",
         "write_paused",
     )
 
@@ -70,6 +75,8 @@ class HttpDriver(asyncio.Protocol):
         self.conn = H1Connection(server.limits)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.cycle: RequestCycle | None = None
+        #: The WebSocket session deciding on this connection's upgrade request.
+        self.upgrading: WebSocketSession | None = None
         self.info: ConnInfo = ConnInfo(None, None, scheme, server.root_path)
         self.client_label = "-"
         self.write_paused = False
@@ -99,6 +106,8 @@ class HttpDriver(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        if self.upgrading is not None:
+            self.upgrading.connection_lost(exc)
         if self.trace:
             error_log.log(TRACE, "%s: connection lost (%s)", self.client_label, exc or "closed")
         cycle = self.cycle
@@ -152,11 +161,13 @@ class HttpDriver(asyncio.Protocol):
                     error_log.log(TRACE, "%s: %r", self.client_label, event)
                 etype = type(event)
                 if etype is BodyChunk:
-                    self.cycle.feed_body(event.data)  # type: ignore[union-attr]
+                    if self.cycle is not None:  # None: an upgrade request's body
+                        self.cycle.feed_body(event.data)  # type: ignore[union-attr]
                 elif etype is RequestReceived:
                     self._start_request(event)  # type: ignore[arg-type]
                 elif etype is BodyEnd:
-                    self.cycle.feed_end()  # type: ignore[union-attr]
+                    if self.cycle is not None:
+                        self.cycle.feed_end()
                 else:
                     break
         except RemoteProtocolError as exc:
@@ -170,6 +181,9 @@ class HttpDriver(asyncio.Protocol):
         server = self.server
         if server.shutting_down:
             self.conn.keep_alive = False
+        if request.upgrade and server.ws_enabled and is_websocket_upgrade(request):
+            self._start_websocket(request)
+            return
         scope = http_scope(request, self.info, server.lifespan_state, server.extensions)
         cycle = RequestCycle(self, scope, perf_counter())
         self.cycle = cycle
@@ -181,6 +195,38 @@ class HttpDriver(asyncio.Protocol):
         task = self.loop.create_task(cycle.run(server.app))
         server.tasks.add(task)
         task.add_done_callback(server.tasks.discard)
+
+    def _start_websocket(self, request: RequestReceived) -> None:
+        server = self.server
+        try:
+            handshake = validate_handshake(request)
+        except HandshakeError as exc:
+            error_log.warning("bad WebSocket handshake from %s: %s", self.client_label, exc)
+            self._close_with_status(exc.status_hint, exc.headers)
+            return
+        limit = server.limit_concurrency
+        if limit is not None and (len(server.connections) > limit or len(server.tasks) >= limit):
+            error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
+            self._close_with_status(503)
+            return
+        scope = websocket_scope(request, self.info, server.lifespan_state, handshake.subprotocols)
+        session = WebSocketSession(self, handshake, scope)
+        self.upgrading = session
+        self.transport.pause_reading()  # until the app accepts; then the session reads
+        task = self.loop.create_task(session.run(server.app))
+        server.tasks.add(task)
+        task.add_done_callback(server.tasks.discard)
+
+    def replace_with(self, session: WebSocketSession) -> None:
+        """The session takes this connection over (after the 101)."""
+        self.upgrading = None
+        self.server.connections.discard(self)
+        self.server.connections.add(session)
+
+    @property
+    def busy(self) -> bool:
+        """True while a request is in flight (shutdown waits for it)."""
+        return self.cycle is not None or self.upgrading is not None
 
     def _simple_response(self, cycle: RequestCycle, status: int, close: bool) -> None:
         body = _ERROR_BODIES[status]
@@ -225,21 +271,18 @@ class HttpDriver(asyncio.Protocol):
             return
         self._close_with_status(status)
 
-    def _close_with_status(self, status: int) -> None:
+    def _close_with_status(
+        self, status: int, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         body = _ERROR_BODIES[status]
+        extra = b"".join(b"%b: %b\r\n" % pair for pair in headers or ())
         self.conn.send_failed()
         if self.cycle is not None:
             self.cycle.on_disconnect()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n%b\r\n%b"
-            % (
-                status,
-                _ERROR_BODIES[status].strip(),
-                len(body),
-                self.server.default_headers.encoded,
-                body,
-            )
+            b"connection: close\r\n%b%b\r\n%b"
+            % (status, body.strip(), len(body), extra, self.server.default_headers.encoded, body)
         )
         self.transport.close()
 
@@ -333,7 +376,7 @@ class HttpDriver(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         timeouts = self.server.timeouts
-        if self.cycle is not None:
+        if self.cycle is not None or self.upgrading is not None:
             return
         head_started = self.head_started
         if head_started is not None:
@@ -350,5 +393,5 @@ class HttpDriver(asyncio.Protocol):
     def shutdown(self) -> None:
         """Graceful stop: close if idle, else close after the current response."""
         self.conn.keep_alive = False
-        if self.cycle is None:
+        if not self.busy:
             self.transport.close()  # idle, or a request head not complete yet: not in flight

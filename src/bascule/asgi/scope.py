@@ -68,3 +68,39 @@ def http_scope(
         "state": {} if state is None else state.copy(),
         "extensions": extensions,
     }
+
+
+#: The websocket sub-spec version implemented in full (2.4: reason in
+#: ``websocket.close`` and ``websocket.disconnect``; 2.3 denial responses).
+WS_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+#: ASGI extensions every websocket scope advertises.
+WS_EXTENSIONS: dict[str, Any] = {"websocket.http.response": {}}
+
+
+def websocket_scope(
+    request: RequestReceived,
+    info: ConnInfo,
+    state: dict[str, Any] | None,
+    subprotocols: list[str],
+) -> dict[str, Any]:
+    """The ``websocket`` scope for an upgrade request."""
+    raw_path = request.path
+    if info.root_path:
+        raw_path = info.root_path_bytes + raw_path
+    return {
+        "type": "websocket",
+        "asgi": WS_ASGI_VERSION,
+        "http_version": request.http_version,
+        "scheme": "wss" if info.scheme == "https" else "ws",
+        "path": decode_path(raw_path),
+        "raw_path": raw_path,
+        "query_string": request.query,
+        "root_path": info.root_path,
+        "headers": request.headers,
+        "client": info.client,
+        "server": info.server,
+        "subprotocols": subprotocols,
+        "state": {} if state is None else state.copy(),
+        "extensions": {name: dict(value) for name, value in WS_EXTENSIONS.items()},
+    }

@@ -20,6 +20,7 @@ class RequestReceived:
         "path",
         "query",
         "stream_id",
+        "upgrade",
     )
 
     def __init__(
@@ -32,6 +33,7 @@ class RequestReceived:
         http_version: str,
         keep_alive: bool,
         expect_continue: bool,
+        upgrade: bool = False,
     ) -> None:
         self.stream_id = stream_id
         self.method = method
@@ -41,6 +43,8 @@ class RequestReceived:
         self.http_version = http_version
         self.keep_alive = keep_alive
         self.expect_continue = expect_continue
+        #: The request asked to switch protocols (Upgrade + Connection: upgrade, or CONNECT).
+        self.upgrade = upgrade
 
     def __repr__(self) -> str:
         return f"RequestReceived({self.method} {self.path!r} HTTP/{self.http_version})"

@@ -94,6 +94,7 @@ class H1Connection:
         "request_version",
         "response_status",
         "their_done",
+        "upgrade_data",
     )
 
     def __init__(self, limits: Http1Limits | None = None) -> None:
@@ -113,6 +114,8 @@ class H1Connection:
         self.request_version = "1.1"
         self.continue_pending = False
         self.response_status = 0
+        #: Bytes received after an upgrade request (the new protocol's first bytes).
+        self.upgrade_data: bytearray | None = None
 
     # receiving -------------------------------------------------------------
 
@@ -124,14 +127,21 @@ class H1Connection:
         out first, and ``next_event`` raises the error after them.
         """
         if self._ignore_rest:
+            upgrade_data = self.upgrade_data
+            if upgrade_data is not None:
+                upgrade_data += data
+                if len(upgrade_data) > self._limits.max_header_size:
+                    raise RemoteProtocolError("too much data sent before the protocol switch")
             return
         reader = self._reader
         reader.progress = False
         try:
             reader.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # The request asked to switch protocols; bytes after it are not HTTP/1.1.
+        except httptools.HttpParserUpgrade as exc:
+            # The request asked to switch protocols; bytes after it are not
+            # HTTP/1.1.  Keep them for the new protocol, if it is accepted.
             self._ignore_rest = True
+            self.upgrade_data = bytearray(data[int(exc.args[0]) :])
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if not isinstance(cause, RemoteProtocolError):  # pragma: no cover

@@ -37,7 +37,6 @@ class RequestReader:
         "last_complete",
         "parser",
         "progress",
-        "upgrade",
     )
 
     def __init__(self, limits: Http1Limits) -> None:
@@ -55,7 +54,6 @@ class RequestReader:
         self.keep_alive = True
         #: True once the last request fed in full has completed.
         self.last_complete = True
-        self.upgrade = False
         #: Set by any callback that completed a piece of the head (see receive_data).
         self.progress = False
 
@@ -131,9 +129,10 @@ class RequestReader:
         else:
             path, query = _other_form(url, headers, parser.get_method())
         keep_alive = parser.should_keep_alive()
-        if parser.should_upgrade():
-            # Upgrades are not served yet: answer as plain HTTP, then close.
-            self.upgrade = True
+        upgrade = parser.should_upgrade()
+        if upgrade:
+            # After an upgrade request the bytes are no longer HTTP/1.1: the
+            # connection switches protocols or closes after its response.
             keep_alive = False
         self.keep_alive = keep_alive
         self.events.append(
@@ -146,6 +145,7 @@ class RequestReader:
                 version,
                 keep_alive,
                 expect_continue,
+                upgrade,
             )
         )
 

@@ -1,0 +1,407 @@
+"""WsConnection: the frame layer of one WebSocket, after any handshake, sans I/O.
+
+Framing, masking, control frames, the close handshake and size limits come
+from the ``websockets`` library's sans-I/O ``Protocol`` (C speed-ups for
+masking); this class adds what an ASGI server needs on top: messages
+reassembled from fragments, UTF-8 checked as fragments arrive (fail fast,
+1007), and neutral events::
+
+    conn = WsConnection(WsLimits(), extensions)
+    for event in conn.receive_data(data):   # WsMessage, WsPong, WsClosed
+        ...
+    conn.send_message("text" or b"bytes"); conn.send_close(1000, "")
+    for chunk in conn.data_to_send(): ...   # b"" means: close the TCP connection
+
+Measured against wsproto in docs/websocket.md.
+"""
+
+import codecs
+import contextlib
+from collections.abc import Sequence
+from typing import Final
+
+from websockets.exceptions import InvalidState
+from websockets.extensions.base import Extension
+from websockets.frames import Close, CloseCode, Opcode
+from websockets.protocol import SEND_EOF, Protocol, Side, State
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - the C extension is missing on this platform
+    from websockets.utils import apply_mask
+
+from bascule.proto.limits import WsLimits
+
+_TEXT: Final = Opcode.TEXT
+_BINARY: Final = Opcode.BINARY
+_CONT: Final = Opcode.CONT
+_PONG: Final = Opcode.PONG
+_CLOSE: Final = Opcode.CLOSE
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+
+
+class WsMessage:
+    """A complete message: ``str`` for text, ``bytes`` for binary."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        kind = "text" if isinstance(self.data, str) else "bytes"
+        return f"WsMessage({kind}, {len(self.data)})"
+
+
+class WsPong:
+    """A pong arrived (answers our keep-alive ping)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class WsClosed:
+    """The WebSocket is closing: ``code``/``reason`` as the peer sent them, or
+    the code we failed with (1002 protocol error, 1007 bad UTF-8, 1009 too big)
+    when ``by_peer`` is False."""
+
+    __slots__ = ("by_peer", "code", "reason")
+
+    def __init__(self, code: int, reason: str, by_peer: bool) -> None:
+        self.code = code
+        self.reason = reason
+        self.by_peer = by_peer
+
+    def __repr__(self) -> str:
+        return f"WsClosed({self.code}, {self.reason!r}, by_peer={self.by_peer})"
+
+
+WsEvent = WsMessage | WsPong | WsClosed
+
+_RESERVED_OPCODES = frozenset({3, 4, 5, 6, 7, 11, 12, 13, 14, 15})
+
+
+class _Peek:
+    """UTF-8 check state for a text frame whose payload is still arriving."""
+
+    __slots__ = ("decoder", "mask", "offset")
+
+    def __init__(self, decoder: codecs.IncrementalDecoder, mask: bytes) -> None:
+        self.decoder = decoder
+        self.mask = mask
+        self.offset = 0
+
+
+def _scan(buf: bytearray) -> tuple[int, int, int] | None:
+    """(first header byte, payload length, header length) of the frame at the
+    front of ``buf``, or None if its header is not complete yet."""
+    n = len(buf)
+    if n < 2:
+        return None
+    second = buf[1]
+    length = second & 0x7F
+    header_len = 2
+    if length == 126:
+        if n < 4:
+            return None
+        length = (buf[2] << 8) | buf[3]
+        header_len = 4
+    elif length == 127:
+        if n < 10:
+            return None
+        length = int.from_bytes(buf[2:10], "big")
+        header_len = 10
+    if second & 0x80:
+        header_len += 4
+        if n < header_len:
+            return None
+    return buf[0], length, header_len
+
+
+class WsConnection:
+    """Server side of an open WebSocket."""
+
+    __slots__ = (
+        "_closed_reported",
+        "_decoder",
+        "_emitted",
+        "_fragments",
+        "_owed",
+        "_peek",
+        "_pending",
+        "_proto",
+        "_text",
+    )
+
+    def __init__(self, limits: WsLimits, extensions: Sequence[Extension] = ()) -> None:
+        proto = Protocol(Side.SERVER, state=State.OPEN, max_size=limits.max_size)
+        proto.extensions = list(extensions)
+        self._proto = proto
+        self._fragments: list[bytes] = []
+        self._text = False
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._closed_reported = False
+        self._pending = bytearray()
+        self._owed = 0
+        self._peek: _Peek | None = None
+        self._emitted = False
+
+    # receiving ---------------------------------------------------------------
+    #
+    # Bytes are not handed to the websockets Protocol in bulk: a small scanner
+    # reads each frame's header first.  That lets us (1) stop before a frame
+    # that will fail the connection, or a close frame, while the app still has
+    # messages to read, so its answers to them go out before our close frame;
+    # (2) check UTF-8 inside a text frame whose payload arrives in pieces
+    # (fail fast); (3) treat a close frame inside a fragmented message as a
+    # clean close.
+
+    def receive_data(self, data: bytes, app_has_unread: bool = False) -> list[WsEvent]:
+        """Feed bytes; return the events they complete.
+
+        With ``app_has_unread`` (the app has not read every message yet),
+        processing stops before a close frame or a frame that breaks the
+        protocol; call :meth:`resume` once the app has read everything.
+        """
+        self._pending += data
+        return self._process(app_has_unread)
+
+    def resume(self) -> list[WsEvent]:
+        """Process bytes held back by ``receive_data`` (the app has read everything)."""
+        return self._process(False) if self._pending else []
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet processed (held back for the app)."""
+        return len(self._pending)
+
+    def receive_eof(self) -> list[WsEvent]:
+        """The peer closed the TCP connection."""
+        proto = self._proto
+        events = self._process(False) if self._pending else []
+        proto.receive_eof()
+        events.extend(self._events(proto.events_received()))
+        if not self._closed_reported:
+            self._closed_reported = True
+            events.append(WsClosed(CloseCode.ABNORMAL_CLOSURE, "", True))
+        return events
+
+    def _process(self, hold: bool) -> list[WsEvent]:
+        out: list[WsEvent] = []
+        buf = self._pending
+        proto = self._proto
+        while buf and proto.state is State.OPEN:
+            owed = self._owed
+            if owed:
+                # The rest of a frame the Protocol has started on.
+                chunk = bytes(buf[:owed])
+                del buf[: len(chunk)]
+                self._owed = owed - len(chunk)
+                if self._peek is not None and not self._peek_text(chunk):
+                    break
+                if not self._owed:
+                    self._peek = None
+                out.extend(self._feed(chunk))
+                continue
+            header = _scan(buf)
+            if header is None:
+                break  # fewer bytes than a header: wait
+            first, length, header_len = header
+            opcode = first & 0x0F
+            if (hold or self._emitted) and (opcode == 8 or self._breaks_protocol(first, buf)):
+                break  # let the app read (and answer) what came before
+            if opcode == 8 and proto.current_size is not None:
+                # A close frame ends a fragmented message cleanly (Autobahn 7.1.5).
+                proto.current_size = None
+                self._fragments = []
+            total = header_len + length
+            if len(buf) >= total:
+                frame = bytes(buf[:total])
+                del buf[:total]
+                out.extend(self._feed(frame))
+                continue
+            # The frame's payload is still arriving: hand over what we have and
+            # check text as it comes.
+            chunk = bytes(buf)
+            buf.clear()
+            self._owed = total - len(chunk)
+            self._start_peek(first, chunk, header_len)
+            if self._peek is not None and not self._peek_text(chunk[header_len:]):
+                break
+            out.extend(self._feed(chunk))
+        if proto.state is not State.OPEN:
+            buf.clear()
+            if not self._closed_reported:
+                out.extend(self._events(()))
+        self._emitted = False
+        return out
+
+    def _feed(self, data: bytes) -> list[WsEvent]:
+        proto = self._proto
+        proto.receive_data(data)
+        events = self._events(proto.events_received())
+        for event in events:
+            if type(event) is WsMessage:
+                self._emitted = True
+                break
+        return events
+
+    def _breaks_protocol(self, first: int, buf: bytearray) -> bool:
+        """True when the header at the front of ``buf`` will fail the connection."""
+        opcode = first & 0x0F
+        if first & 0x70 and not (first & 0x40 and self._proto.extensions and first & 0x30 == 0):
+            return True  # reserved bits without an extension that defines them
+        if opcode in _RESERVED_OPCODES:
+            return True
+        second = buf[1]
+        if not second & 0x80:
+            return True  # client frames must be masked
+        if opcode >= 8 and (not first & 0x80 or second & 0x7F > 125):
+            return True  # control frames: never fragmented, at most 125 bytes
+        return opcode == 0 and self._proto.current_size is None
+
+    def _start_peek(self, first: int, chunk: bytes, header_len: int) -> None:
+        """Start checking UTF-8 of a partly received text frame (uncompressed only)."""
+        opcode = first & 0x0F
+        self._peek = None
+        if first & 0x40 or header_len > len(chunk):
+            return
+        if opcode == 1:
+            decoder = _UTF8()
+        elif opcode == 0 and self._text and self._decoder is not None:
+            decoder = _UTF8()
+            decoder.setstate(self._decoder.getstate())
+        else:
+            return
+        self._peek = _Peek(decoder, chunk[header_len - 4 : header_len])
+
+    def _peek_text(self, payload: bytes) -> bool:
+        peek = self._peek
+        assert peek is not None
+        if not payload:
+            return True
+        shift = peek.offset % 4
+        mask = peek.mask[shift:] + peek.mask[:shift]
+        peek.offset += len(payload)
+        try:
+            peek.decoder.decode(apply_mask(payload, mask), False)
+        except UnicodeDecodeError as exc:
+            self._peek = None
+            self._owed = 0
+            self._pending.clear()
+            self._fail_utf8(exc)
+            return False
+        return True
+
+    def _events(self, frames: Sequence[object]) -> list[WsEvent]:
+        out: list[WsEvent] = []
+        for frame in frames:
+            opcode = frame.opcode  # type: ignore[attr-defined]
+            data: bytes = frame.data  # type: ignore[attr-defined]
+            if opcode is _TEXT:
+                if frame.fin:  # type: ignore[attr-defined]
+                    try:
+                        out.append(WsMessage(data.decode()))
+                    except UnicodeDecodeError as exc:
+                        self._fail_utf8(exc)
+                        break
+                else:
+                    self._text = True
+                    self._decoder = _UTF8()
+                    self._fragments = [data]
+                    if not self._check_fragment(data, False):
+                        break
+            elif opcode is _BINARY:
+                if frame.fin:  # type: ignore[attr-defined]
+                    out.append(WsMessage(data))
+                else:
+                    self._text = False
+                    self._fragments = [data]
+            elif opcode is _CONT:
+                fin = frame.fin  # type: ignore[attr-defined]
+                self._fragments.append(data)
+                if self._text and not self._check_fragment(data, fin):
+                    break
+                if fin:
+                    whole = b"".join(self._fragments)
+                    self._fragments = []
+                    out.append(WsMessage(whole.decode() if self._text else whole))
+            elif opcode is _PONG:
+                out.append(WsPong(data))
+            elif opcode is _CLOSE:
+                received = self._proto.close_rcvd
+                if received is not None and not self._closed_reported:
+                    self._closed_reported = True
+                    out.append(WsClosed(received.code, received.reason, True))
+            # PING: the Protocol already queued the pong.
+        if not self._closed_reported and self._proto.close_sent is not None:
+            # We failed the connection (protocol error, too big, bad UTF-8).
+            sent = self._proto.close_sent
+            self._closed_reported = True
+            out.append(WsClosed(sent.code, sent.reason, False))
+        return out
+
+    def _check_fragment(self, data: bytes, final: bool) -> bool:
+        assert self._decoder is not None
+        try:
+            self._decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            self._fail_utf8(exc)
+            return False
+        return True
+
+    def _fail_utf8(self, exc: UnicodeDecodeError) -> None:
+        self._fragments = []
+        self._proto.fail(CloseCode.INVALID_DATA, f"invalid UTF-8 in a text message: {exc.reason}")
+
+    # sending -----------------------------------------------------------------
+
+    def send_message(self, data: str | bytes) -> None:
+        """Queue a text (``str``) or binary (``bytes``) message."""
+        if isinstance(data, str):
+            self._proto.send_text(data.encode())
+        else:
+            self._proto.send_binary(data)
+
+    def send_ping(self, data: bytes) -> None:
+        self._proto.send_ping(data)
+
+    def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (no-op if it already started)."""
+        if self._proto.state is State.OPEN:
+            self._proto.send_close(code, reason)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Close now with ``code`` (sends the close frame, then EOF)."""
+        with contextlib.suppress(InvalidState):  # already closed
+            self._proto.fail(code, reason)
+
+    def data_to_send(self) -> list[bytes]:
+        """Bytes to write, in order; ``b""`` means close the TCP connection after them."""
+        return [b"" if chunk is SEND_EOF else chunk for chunk in self._proto.data_to_send()]
+
+    # state ---------------------------------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        """True until either side started the closing handshake."""
+        return self._proto.state is State.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """True once the closing handshake is complete (or the connection failed)."""
+        return self._proto.state is State.CLOSED
+
+    @property
+    def close_sent(self) -> Close | None:
+        return self._proto.close_sent
+
+    def close_code(self) -> int:
+        """The code the connection closed with, as the app should see it."""
+        received = self._proto.close_rcvd
+        if received is not None:
+            return int(received.code)
+        sent = self._proto.close_sent
+        return int(sent.code) if sent is not None else int(CloseCode.ABNORMAL_CLOSURE)
