@@ -1,7 +1,8 @@
-"""The built-in demo app: a page showing the request it received, and a stream.
+"""The built-in demo app: a page showing the request it received, a stream, a WebSocket echo.
 
 ``GET /`` shows the method, path, headers and client as HTML; ``GET /stream``
-streams ten lines, one every 100 ms; ``POST /echo`` echoes the body back.
+streams ten lines, one every 100 ms; ``POST /echo`` echoes the body back;
+``GET /ws`` is a page whose script talks to the WebSocket echo at ``/ws``.
 """
 
 import asyncio
@@ -23,7 +24,8 @@ td{{padding:.2em .8em;vertical-align:top}}code{{background:#f3f3f3}}</style></he
 <tr><td>HTTP version</td><td><code>{version}</code></td></tr>
 <tr><td>client</td><td><code>{client}</code></td></tr>
 </table><h2>Headers</h2><table>{headers}</table>
-<p>Try <a href="/stream">/stream</a> for a streamed response.</p></body></html>
+<p>Try <a href="/stream">/stream</a> for a streamed response and
+<a href="/ws">/ws</a> for a WebSocket echo.</p></body></html>
 """
 
 
@@ -37,6 +39,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "websocket":
+        await _ws_echo(receive, send)
+        return
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -44,8 +49,59 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _stream(send)
     elif path == "/echo" and scope["method"] == "POST":
         await _echo(receive, send)
+    elif path == "/ws":
+        await _html(send, _WS_PAGE.encode("utf-8"))
     else:
         await _page(scope, send)
+
+
+_WS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>bascule WebSocket echo</title></head>
+<body style="font-family:system-ui,sans-serif;margin:2em">
+<h1>WebSocket echo</h1>
+<form id="f"><input id="m" value="hello" autocomplete="off"> <button>send</button></form>
+<pre id="log"></pre>
+<script>
+const log = (t) => { document.getElementById("log").textContent += t + "\\n"; };
+const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+const ws = new WebSocket(scheme + location.host + "/ws");
+ws.onopen = () => log("open");
+ws.onmessage = (e) => log("< " + e.data);
+ws.onclose = (e) => log("closed " + e.code);
+document.getElementById("f").onsubmit = (e) => {
+  e.preventDefault();
+  const m = document.getElementById("m").value;
+  ws.send(m); log("> " + m);
+};
+</script></body></html>
+"""
+
+
+async def _ws_echo(receive: Receive, send: Send) -> None:
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
+async def _html(send: Send, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode("ascii")),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _page(scope: Scope, send: Send) -> None:
@@ -63,17 +119,7 @@ async def _page(scope: Scope, send: Send) -> None:
         client=html.escape(f"{client[0]}:{client[1]}" if client else "-"),
         headers=rows,
     ).encode("utf-8")
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode("ascii")),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await _html(send, body)
 
 
 async def _stream(send: Send) -> None:
