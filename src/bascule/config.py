@@ -8,6 +8,7 @@ the option.  Layers get slices (``http1_limits()``, ``timeouts()``), never
 the whole object.  No I/O here.
 """
 
+import math
 import re
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
@@ -71,6 +72,8 @@ class Timeouts:
 
     keep_alive: float
     request_header: float
+    request_body: float
+    write: float
     graceful_shutdown: float
     ws_ping_interval: float
     ws_ping_timeout: float
@@ -117,6 +120,16 @@ class Config:
     )
     timeout_request_header: float = _opt(
         10.0, "time allowed to receive a whole request head (slowloris guard)", metavar="SECONDS"
+    )
+    timeout_request_body: float = _opt(
+        30.0,
+        "longest wait for more request body bytes while a request is in flight (408 or close)",
+        metavar="SECONDS",
+    )
+    timeout_write: float = _opt(
+        60.0,
+        "close a connection whose client leaves our write buffer full (unread) this long",
+        metavar="SECONDS",
     )
     timeout_graceful_shutdown: float = _opt(
         30.0,
@@ -193,23 +206,27 @@ class Config:
 
     def validate(self) -> "Config":
         """Check every value; raise ConfigError naming the first bad option."""
+        self._check_types()
         if isinstance(self.app, str) and not self.app:
             raise ConfigError("APP: must not be empty")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port: must be in 0..65535, got {self.port}")
         for address in self.bind:
             parse_bind(address)
-        if self.ws_ping_interval < 0:
+        if not math.isfinite(self.ws_ping_interval) or self.ws_ping_interval < 0:
             raise ConfigError(f"--ws-ping-interval: must be >= 0, got {self.ws_ping_interval}")
         for name in (
             "timeout_keep_alive",
             "timeout_request_header",
+            "timeout_request_body",
+            "timeout_write",
             "timeout_graceful_shutdown",
             "ws_ping_timeout",
             "ws_close_timeout",
         ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{flag(name)}: must be > 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"--{flag(name)}: must be a finite number > 0, got {value}")
         for name in (
             "limit_concurrency",
             "limit_request_body",
@@ -233,6 +250,31 @@ class Config:
             )
         return self
 
+    def _check_types(self) -> None:
+        """Values given to ``run()``/``Config()`` must have the option's type."""
+        for f in fields(self):
+            if f.name == "app":
+                continue
+            value = getattr(self, f.name)
+            default = f.default
+            if default is None:
+                expected: tuple[type, ...] = (int,)
+                if value is None:
+                    continue
+            elif isinstance(default, bool):
+                expected = (bool,)
+            elif isinstance(default, float):
+                expected = (int, float)
+            else:
+                expected = (type(default),)
+            if not isinstance(value, expected) or (
+                isinstance(value, bool) and bool not in expected
+            ):
+                names = " or ".join(t.__name__ for t in expected)
+                raise ConfigError(
+                    f"--{flag(f.name)}: expected {names}, got {type(value).__name__} {value!r}"
+                )
+
     def http1_limits(self) -> Http1Limits:
         """The HTTP/1.1 protocol's limits."""
         return Http1Limits(
@@ -245,6 +287,8 @@ class Config:
         return Timeouts(
             keep_alive=self.timeout_keep_alive,
             request_header=self.timeout_request_header,
+            request_body=self.timeout_request_body,
+            write=self.timeout_write,
             graceful_shutdown=self.timeout_graceful_shutdown,
             ws_ping_interval=self.ws_ping_interval,
             ws_ping_timeout=self.ws_ping_timeout,
@@ -316,7 +360,7 @@ def parse_header(item: str) -> tuple[bytes, bytes]:
     name, value = name.strip(), value.strip()
     if not sep or not _HEADER_NAME.match(name):
         raise ConfigError(f"--header: expected NAME:VALUE with a valid field name, got {item!r}")
-    if any(c in value for c in "\r\n\x00") or not value.isascii():
+    if not value.isascii() or any((c < " " and c != "\t") or c == "\x7f" for c in value):
         raise ConfigError(f"--header: value of {name!r} has characters not allowed in a header")
     return name.lower().encode("ascii"), value.encode("ascii")
 

@@ -17,6 +17,9 @@ access_log = logging.getLogger("bascule.access")
 ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d %d %.2fms'
 """client, method, path?query, HTTP version, status, response body bytes, duration."""
 
+REJECTED_FORMAT = '%s - "-" %d %d -'
+"""A request answered before it could be read (400, 408, 413, 414, 431, 426, 505)."""
+
 
 def configure(level: str, access: bool) -> None:
     """Default set-up: both loggers to stderr, unless the user configured them."""

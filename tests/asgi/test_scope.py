@@ -70,7 +70,8 @@ def test_scope_values_come_from_request_and_connection() -> None:
     assert scope["client"] == ("203.0.113.7", 51000)
     assert scope["server"] == ("192.0.2.1", 8000)
     assert scope["state"] == {}
-    assert scope["extensions"] is extensions
+    assert scope["extensions"] == extensions
+    assert scope["extensions"] is not extensions  # each request gets its own copy
 
 
 def test_http10_version_and_https_scheme() -> None:

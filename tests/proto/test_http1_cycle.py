@@ -166,13 +166,41 @@ def test_upgrade_request_is_delivered_and_then_closes() -> None:
     data = request(
         target="/ws", headers=[*HOST, (b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")]
     )
-    conn = H1Connection()
+    conn = H1Connection(accept_upgrades=frozenset({b"websocket"}))
     events = feed(conn, [data + b"\x81\x85not http"])
     req = events[0]
     assert isinstance(req, RequestReceived)
     assert req.path == b"/ws"
     assert req.keep_alive is False
+    assert req.upgrade is True
     assert isinstance(events[-1], BodyEnd)
+    assert bytes(conn.upgrade_data or b"") == b"\x81\x85not http"  # kept for the new protocol
+
+
+def test_declined_upgrade_is_plain_http_with_its_body() -> None:
+    """An Upgrade the server does not serve (h2c, foo) is read as plain HTTP, body included."""
+    data = request(
+        method="POST",
+        target="/echo",
+        headers=[*HOST, (b"Connection", b"keep-alive, Upgrade"), (b"Upgrade", b"h2c")],
+        body=b"hello",
+    )
+    conn = H1Connection(accept_upgrades=frozenset({b"websocket"}))
+    events = feed(conn, [data + request(target="/next", headers=HOST)])
+    req = events[0]
+    assert isinstance(req, RequestReceived)
+    assert req.upgrade is False
+    assert req.keep_alive is True
+    assert (b"upgrade", b"h2c") in req.headers  # the app still sees what was asked
+    assert (b"connection", b"keep-alive") in req.headers
+    assert b"".join(e.data for e in events if isinstance(e, BodyChunk)) == b"hello"
+    assert isinstance(events[-1], BodyEnd)
+    conn.send(ResponseHead(1, 200, [(b"content-length", b"0")]))
+    conn.send(BodyEnd(1))
+    conn.start_next_cycle()
+    following = drain(conn)
+    assert isinstance(following[0], RequestReceived)
+    assert following[0].path == b"/next"
 
 
 # end of input ------------------------------------------------------------

@@ -127,7 +127,7 @@ class RequestCycle:
 
     async def send(self, message: Message) -> None:
         """Validate ``message``, serialise it, write it; wait while the transport is full."""
-        if self.disconnected:
+        if self.disconnected or (self.response_done and self.driver.transport.is_closing()):
             raise ClientDisconnected("client disconnected")
         events = self.http.on_message(message)
         driver = self.driver
@@ -209,6 +209,11 @@ class RequestCycle:
             error_log.error(message, exc_info=exc)
         if self.response_done:
             return  # the response went out whole; the connection may serve others now
+        if self.http.state is not CycleState.START and self.pending_head and not self.sent_bytes:
+            # The head was held, nothing is on the wire yet: a 500 is still possible.
+            self.driver.conn.retract_response()
+            self.pending_head = b""
+            self.http.state = CycleState.START
         if self.http.state is CycleState.START:
             self._send_500()
         else:

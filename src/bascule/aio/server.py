@@ -29,6 +29,8 @@ class ServerState:
         self.limits = config.http1_limits()
         self.ws_limits = config.ws_limits()
         self.ws_enabled = config.ws
+        #: Upgrade tokens served; requests asking for others are plain HTTP.
+        self.accept_upgrades = frozenset({b"websocket"} if config.ws else ())
         self.timeouts = config.timeouts()
         self.root_path = config.root_path
         self.limit_concurrency = config.limit_concurrency
@@ -73,6 +75,7 @@ class Server:
         self.state: ServerState | None = None
         self.addresses: list[str] = []
         self._startup_task: asyncio.Task[None] | None = None
+        self._lifespan_shutdown: asyncio.Task[None] | None = None
         self._unix_paths: list[str] = []
 
     def handle_signal(self, sig: int) -> None:
@@ -86,9 +89,9 @@ class Server:
         self.should_exit.set()
 
     def _force(self) -> None:
-        startup = self._startup_task
-        if startup is not None and not startup.done():
-            startup.cancel()
+        for task in (self._startup_task, self._lifespan_shutdown):
+            if task is not None and not task.done():
+                task.cancel()
         state = self.state
         if state is None:
             return
@@ -146,7 +149,14 @@ class Server:
                     ticker.cancel()
             await self._shutdown(state)
             if lifespan is not None:
-                await lifespan.shutdown(config.timeout_graceful_shutdown)
+                self._lifespan_shutdown = loop.create_task(
+                    lifespan.shutdown(config.timeout_graceful_shutdown)
+                )
+                try:
+                    await self._lifespan_shutdown
+                except asyncio.CancelledError:
+                    error_log.warning("lifespan shutdown interrupted")
+                    lifespan.cancel()
         finally:
             self._close_sockets()
         error_log.info("bascule stopped (pid %d)", os.getpid())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bascule.aio.app import RequestCycle
 from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
-from bascule.logs import ACCESS_FORMAT, TRACE, access_log, error_log
+from bascule.logs import ACCESS_FORMAT, REJECTED_FORMAT, TRACE, access_log, error_log
 from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHead
 from bascule.proto.http1.connection import H1Connection
@@ -32,6 +32,7 @@ _ERROR_BODIES = {
     413: b"Content Too Large\n",
     414: b"URI Too Long\n",
     426: b"Upgrade Required\n",
+    501: b"Not Implemented\n",
     431: b"Request Header Fields Too Large\n",
     503: b"Service Unavailable\n",
     505: b"HTTP Version Not Supported\n",
@@ -61,18 +62,20 @@ class HttpDriver(asyncio.Protocol):
         "head_started",
         "idle_since",
         "info",
+        "last_read",
         "loop",
         "server",
         "trace",
         "transport",
         "upgrading",
         "write_paused",
+        "write_paused_since",
     )
 
     def __init__(self, server: ServerState, scheme: str = "http") -> None:
         self.server = server
         self.loop = server.loop
-        self.conn = H1Connection(server.limits)
+        self.conn = H1Connection(server.limits, server.accept_upgrades)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.cycle: RequestCycle | None = None
         #: The WebSocket session deciding on this connection's upgrade request.
@@ -85,6 +88,8 @@ class HttpDriver(asyncio.Protocol):
         self._body_paused = False
         self._pipeline_paused = False
         self._deferred_error: RemoteProtocolError | None = None
+        self.last_read = server.now
+        self.write_paused_since = server.now
         self.idle_since = server.now
         #: server.now when the current request head started to arrive, or None.
         self.head_started: float | None = None
@@ -126,7 +131,11 @@ class HttpDriver(asyncio.Protocol):
         return None
 
     def pause_writing(self) -> None:
+        # The client is not reading what we write: stop reading its requests
+        # too, so pipelined requests cannot make us buffer responses.
         self.write_paused = True
+        self.write_paused_since = self.server.now
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -135,8 +144,12 @@ class HttpDriver(asyncio.Protocol):
             self._drain_waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+        self._update_reading()
+        if self.cycle is None and self.upgrading is None and not self.transport.is_closing():
+            self._dispatch()  # a pipelined request waited for the buffer to drain
 
     def data_received(self, data: bytes) -> None:
+        self.last_read = self.server.now
         conn = self.conn
         try:
             conn.receive_data(data)
@@ -284,6 +297,8 @@ class HttpDriver(asyncio.Protocol):
             b"connection: close\r\n%b%b\r\n%b"
             % (status, body.strip(), len(body), extra, self.server.default_headers.encoded, body)
         )
+        if access_log.isEnabledFor(20):
+            access_log.info(REJECTED_FORMAT, self.client_label, status, len(body))
         self.transport.close()
 
     # writing -------------------------------------------------------------------
@@ -319,9 +334,10 @@ class HttpDriver(asyncio.Protocol):
     def _update_reading(self) -> None:
         if self.transport.is_closing():
             return
-        if self._body_paused or self._pipeline_paused:
+        if self._body_paused or self._pipeline_paused or self.write_paused:
             self.transport.pause_reading()
         else:
+            self.last_read = self.server.now  # the client gets a full window again
             self.transport.resume_reading()
 
     # end of a cycle --------------------------------------------------------------
@@ -362,6 +378,8 @@ class HttpDriver(asyncio.Protocol):
         if self._body_paused:
             self._body_paused = False
             self._update_reading()
+        if self.write_paused:
+            return  # resume_writing() starts the next pipelined request
         self._dispatch()
         if self._pipeline_paused and conn.pending_requests <= self.server.limits.max_pipelined:
             self._pipeline_paused = False
@@ -376,7 +394,34 @@ class HttpDriver(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         timeouts = self.server.timeouts
-        if self.cycle is not None or self.upgrading is not None:
+        if self.write_paused and now - self.write_paused_since > timeouts.write:
+            error_log.warning(
+                "client %s read nothing for %.3gs: closing", self.client_label, timeouts.write
+            )
+            self.transport.abort()  # close() would wait for the buffer the client does not read
+            return
+        cycle = self.cycle
+        if cycle is not None:
+            if (
+                not self.conn.their_done
+                and not self._body_paused
+                and not self._pipeline_paused
+                and not self.write_paused
+                and now - self.last_read > timeouts.request_body
+            ):
+                error_log.warning(
+                    "request body from %s stalled for %.3gs: closing",
+                    self.client_label,
+                    timeouts.request_body,
+                )
+                cycle.on_disconnect()
+                if cycle.http.status == 0 and not cycle.pending_head and not cycle.response_done:
+                    cycle.response_done = True
+                    self._close_with_status(408)
+                else:
+                    self.abort()
+            return
+        if self.upgrading is not None:
             return
         head_started = self.head_started
         if head_started is not None:

@@ -244,15 +244,18 @@ class WebSocketSession(asyncio.Protocol):
             self.handshake.extension_offers, limits.per_message_deflate
         )
         transport = self.transport
-        transport.write(
-            response_101(
+        try:
+            head = response_101(
                 self.handshake,
                 subprotocol,
                 extension_header,
                 action.headers,
                 self.server.default_headers.encoded,
             )
-        )
+        except LocalProtocolError:
+            self.cycle.state = WsState.CONNECTING  # nothing written: the client still gets a 500
+            raise
+        transport.write(head)
         self.status = 101
         self._log_access()
         self.conn = WsConnection(limits, extensions)

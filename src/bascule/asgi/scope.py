@@ -54,7 +54,7 @@ def http_scope(
         raw_path = info.root_path_bytes + raw_path
     return {
         "type": "http",
-        "asgi": ASGI_VERSION,
+        "asgi": {"version": "3.0", "spec_version": "2.4"},  # a fresh dict: apps may write to it
         "http_version": request.http_version,
         "method": request.method,
         "scheme": info.scheme,
@@ -66,7 +66,9 @@ def http_scope(
         "client": info.client,
         "server": info.server,
         "state": {} if state is None else state.copy(),
-        "extensions": extensions,
+        "extensions": {name: dict(value) for name, value in extensions.items()}
+        if extensions
+        else {},
     }
 
 
@@ -90,7 +92,7 @@ def websocket_scope(
         raw_path = info.root_path_bytes + raw_path
     return {
         "type": "websocket",
-        "asgi": WS_ASGI_VERSION,
+        "asgi": dict(WS_ASGI_VERSION),
         "http_version": request.http_version,
         "scheme": "wss" if info.scheme == "https" else "ws",
         "path": decode_path(raw_path),

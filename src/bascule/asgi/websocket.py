@@ -192,6 +192,11 @@ def _parse(mtype: str, message: Any) -> Action:
             code = 1000
         if type(code) is not int:
             raise AppMessageError(f"websocket.close: code must be an int, got {_describe(code)}")
+        if not (1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999):
+            raise AppMessageError(
+                f"websocket.close: code {code} cannot be sent (RFC 6455 §7.4: 1000-1003, "
+                "1007-1014, 3000-4999)"
+            )
         reason = message.get("reason") or ""
         if type(reason) is not str:
             raise AppMessageError(f"websocket.close: reason must be str, got {_describe(reason)}")
@@ -200,9 +205,9 @@ def _parse(mtype: str, message: Any) -> Action:
         return Close(code, reason)
     # websocket.http.response.start
     status = message.get("status")
-    if type(status) is not int or not 100 <= status <= 999:
+    if type(status) is not int or not 200 <= status <= 999:
         raise AppMessageError(
-            "websocket.http.response.start: status must be an int in 100..999, "
+            "websocket.http.response.start: status must be an int in 200..999, "
             f"got {_describe(status)}"
         )
     return ResponseStart(status, check_headers(mtype, message.get("headers", ())))

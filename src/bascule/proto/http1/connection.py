@@ -97,9 +97,11 @@ class H1Connection:
         "upgrade_data",
     )
 
-    def __init__(self, limits: Http1Limits | None = None) -> None:
+    def __init__(
+        self, limits: Http1Limits | None = None, accept_upgrades: frozenset[bytes] = frozenset()
+    ) -> None:
         self._limits = limits or Http1Limits()
-        self._reader = RequestReader(self._limits)
+        self._reader = RequestReader(self._limits, accept_upgrades)
         self._dribble = 0
         self._error: RemoteProtocolError | None = None
         self._ignore_rest = False
@@ -138,10 +140,18 @@ class H1Connection:
         try:
             reader.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
+            rest = data[int(exc.args[0]) :]
+            if reader.declined_upgrade:
+                # An upgrade we do not serve: read the request again as plain
+                # HTTP, body included.
+                head = reader.head_without_upgrade()
+                reader.new_parser()
+                self.receive_data(head + rest)
+                return
             # The request asked to switch protocols; bytes after it are not
             # HTTP/1.1.  Keep them for the new protocol, if it is accepted.
             self._ignore_rest = True
-            self.upgrade_data = bytearray(data[int(exc.args[0]) :])
+            self.upgrade_data = bytearray(rest)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if not isinstance(cause, RemoteProtocolError):  # pragma: no cover
@@ -154,25 +164,22 @@ class H1Connection:
                 self._ignore_rest = True
                 return
             self._fail(RemoteProtocolError(f"malformed request: {_llhttp_reason(exc)}"))
-        if reader.in_head:
-            # The callbacks count the head exactly, but httptools buffers a
-            # field until it ends.  Reads in which nothing completed add up
-            # here, so a field that never ends is cut at the limit (plus at
-            # most the one read in which it began).
-            if reader.progress:
-                self._dribble = 0
-            else:
-                self._dribble += len(data)
-                if self._dribble > self._limits.max_header_size:
-                    self._fail(
-                        RemoteProtocolError(
-                            "request header section larger than "
-                            f"{self._limits.max_header_size} bytes",
-                            431,
-                        )
-                    )
-        else:
+        # The callbacks count header and trailer fields exactly, but httptools
+        # buffers a field until it ends.  Reads in which nothing completed
+        # (no field, no body bytes, no message) add up here, so a field that
+        # never ends is cut at the limit, plus at most the read it began in.
+        if reader.progress:
             self._dribble = 0
+        else:
+            self._dribble += len(data)
+            if self._dribble > self._limits.max_header_size:
+                self._fail(
+                    RemoteProtocolError(
+                        "request header or trailer section larger than "
+                        f"{self._limits.max_header_size} bytes",
+                        431,
+                    )
+                )
         if not reader.keep_alive and reader.last_complete:
             self._ignore_rest = True
 
@@ -267,6 +274,18 @@ class H1Connection:
             return _CONTINUE
         self.continue_pending = False
         return b""
+
+    def retract_response(self) -> None:
+        """Forget a response head that was serialised but never written.
+
+        The driver holds the head until the first body message; if the app
+        fails before that, it can still answer 500 instead of cutting the
+        connection.
+        """
+        if self.our_state is not SEND_BODY:
+            raise LocalProtocolError(f"no response head to retract in state {self.our_state.name}")
+        self.our_state = IDLE
+        self.response_status = 0
 
     def send_failed(self) -> None:
         """Mark the connection broken (our side failed mid-response): it must close."""

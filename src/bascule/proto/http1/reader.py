@@ -31,6 +31,8 @@ class RequestReader:
         "_limits",
         "_max_body",
         "_url",
+        "accept_upgrades",
+        "declined_upgrade",
         "events",
         "in_head",
         "keep_alive",
@@ -39,8 +41,13 @@ class RequestReader:
         "progress",
     )
 
-    def __init__(self, limits: Http1Limits) -> None:
+    def __init__(
+        self, limits: Http1Limits, accept_upgrades: frozenset[bytes] = frozenset()
+    ) -> None:
         self._limits = limits
+        #: Upgrade tokens the server serves (b"websocket"); others are plain HTTP.
+        self.accept_upgrades = accept_upgrades
+        self.declined_upgrade = False
         self._max_body = limits.max_body_size
         self.events: deque[Event] = deque()
         self.parser = httptools.HttpRequestParser(self)
@@ -106,9 +113,22 @@ class RequestReader:
             )
         host_count = 0
         expect_continue = False
+        chunked = False
         for name, value in headers:
             if name == b"host":
                 host_count += 1
+            elif name == b"transfer-encoding":
+                codings = [c.strip().lower() for c in value.split(b",")]
+                if codings[-1] != b"chunked":
+                    # RFC 9112 §6.3: the body length cannot be known.
+                    raise RemoteProtocolError(
+                        f"Transfer-Encoding {value[:40]!r} does not end with chunked"
+                    )
+                if len(codings) > 1:
+                    raise RemoteProtocolError(
+                        f"Transfer-Encoding {value[:40]!r} is not implemented (only chunked)", 501
+                    )
+                chunked = True
             elif name == b"content-length":
                 if self._max_body is not None and int(value) > self._max_body:
                     raise RemoteProtocolError(
@@ -124,13 +144,24 @@ class RequestReader:
                 else "HTTP/1.1 request with more than one Host header"
             )
         url = self._url
+        if b"#" in url:
+            url = url.partition(b"#")[0]  # a fragment is never part of the target (RFC 9110 §4.2.4)
         if url[:1] == b"/":
             path, _, query = url.partition(b"?")
         else:
             path, query = _other_form(url, headers, parser.get_method())
         keep_alive = parser.should_keep_alive()
+        if chunked and version == "1.0":
+            keep_alive = False  # RFC 9112 §6.1: close after a chunked HTTP/1.0 request
         upgrade = parser.should_upgrade()
         if upgrade:
+            method = parser.get_method()
+            if method != b"CONNECT" and not _wanted_upgrade(headers, self.accept_upgrades):
+                # An upgrade we will not serve: llhttp skips the body of an
+                # upgrade request, so the connection re-parses this request
+                # as plain HTTP (see H1Connection.receive_data).
+                self.declined_upgrade = True
+                return
             # After an upgrade request the bytes are no longer HTTP/1.1: the
             # connection switches protocols or closes after its response.
             keep_alive = False
@@ -150,6 +181,7 @@ class RequestReader:
         )
 
     def on_body(self, body: bytes) -> None:
+        self.progress = True
         if self._max_body is not None:
             self._body_size += len(body)
             if self._body_size > self._max_body:
@@ -159,8 +191,48 @@ class RequestReader:
         self.events.append(BodyChunk(1, body))
 
     def on_message_complete(self) -> None:
+        self.progress = True
         self.last_complete = True
-        self.events.append(BodyEnd(1))
+        if not self.declined_upgrade:
+            self.events.append(BodyEnd(1))
+
+    def head_without_upgrade(self) -> bytes:
+        """The request head just parsed, minus the ``upgrade`` token of Connection.
+
+        Fed to a fresh parser, it makes llhttp read the request (and its body)
+        as plain HTTP.
+        """
+        parser = self.parser
+        lines = [
+            b"%b %b HTTP/%b\r\n"
+            % (parser.get_method(), self._url, parser.get_http_version().encode())
+        ]
+        for name, value in self._headers:
+            kept = value
+            if name == b"connection":
+                tokens = [t for t in value.split(b",") if t.strip().lower() != b"upgrade"]
+                if not tokens:
+                    continue
+                kept = b",".join(tokens)
+            lines.append(b"%b: %b\r\n" % (name, kept))
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def new_parser(self) -> None:
+        """Start over with a fresh llhttp parser (after a declined upgrade)."""
+        self.parser = httptools.HttpRequestParser(self)
+        self.declined_upgrade = False
+        self.in_head = False
+        self.last_complete = True
+
+
+def _wanted_upgrade(headers: Headers, accepted: frozenset[bytes]) -> bool:
+    for name, value in headers:
+        if name == b"upgrade":
+            for token in value.split(b","):
+                if token.strip().lower().partition(b"/")[0] in accepted:
+                    return True
+    return False
 
 
 def _other_form(url: bytes, headers: Headers, method: bytes) -> tuple[bytes, bytes]:
@@ -185,6 +257,8 @@ def _other_form(url: bytes, headers: Headers, method: bytes) -> tuple[bytes, byt
         authority = parsed.host or b""
         if parsed.port is not None:
             authority += b":%d" % parsed.port
+        if b"@" in authority or b"@" in url.partition(b"//")[2].partition(b"/")[0]:
+            raise RemoteProtocolError("absolute-form request target with userinfo")
         headers[:] = [(n, v) for n, v in headers if n != b"host"]
         headers.append((b"host", authority))
         return parsed.path or b"/", parsed.query or b""

@@ -125,9 +125,12 @@ class WsConnection:
 
     __slots__ = (
         "_closed_reported",
+        "_compressed",
         "_decoder",
         "_emitted",
+        "_failing",
         "_fragments",
+        "_max_size",
         "_owed",
         "_peek",
         "_pending",
@@ -147,6 +150,11 @@ class WsConnection:
         self._owed = 0
         self._peek: _Peek | None = None
         self._emitted = False
+        self._compressed = False
+        #: True once we failed the connection (protocol error, bad UTF-8, ...):
+        #: our close frame then ends it, without waiting for the peer's.
+        self._failing = False
+        self._max_size = limits.max_size
 
     # receiving ---------------------------------------------------------------
     #
@@ -161,9 +169,11 @@ class WsConnection:
     def receive_data(self, data: bytes, app_has_unread: bool = False) -> list[WsEvent]:
         """Feed bytes; return the events they complete.
 
-        With ``app_has_unread`` (the app has not read every message yet),
-        processing stops before a close frame or a frame that breaks the
-        protocol; call :meth:`resume` once the app has read everything.
+        Processing stops before a close frame or a frame that breaks the
+        protocol when the app has messages still to read: ``app_has_unread``,
+        or a message completed earlier in this same call.  Call
+        :meth:`resume` once the app has read everything (``buffered`` says
+        whether anything is held).
         """
         self._pending += data
         return self._process(app_has_unread)
@@ -192,7 +202,7 @@ class WsConnection:
         out: list[WsEvent] = []
         buf = self._pending
         proto = self._proto
-        while buf and proto.state is State.OPEN:
+        while buf and proto.state is not State.CLOSED and not self._failing:
             owed = self._owed
             if owed:
                 # The rest of a frame the Protocol has started on.
@@ -210,7 +220,11 @@ class WsConnection:
                 break  # fewer bytes than a header: wait
             first, length, header_len = header
             opcode = first & 0x0F
-            if (hold or self._emitted) and (opcode == 8 or self._breaks_protocol(first, buf)):
+            if opcode in (1, 2):
+                self._compressed = bool(first & 0x40)  # RSV1 on the first frame only
+            if (hold or self._emitted) and (
+                opcode == 8 or self._breaks_protocol(first, buf, length)
+            ):
                 break  # let the app read (and answer) what came before
             if opcode == 8 and proto.current_size is not None:
                 # A close frame ends a fragmented message cleanly (Autobahn 7.1.5).
@@ -227,11 +241,11 @@ class WsConnection:
             chunk = bytes(buf)
             buf.clear()
             self._owed = total - len(chunk)
-            self._start_peek(first, chunk, header_len)
+            self._start_peek(first, chunk, header_len, length)
             if self._peek is not None and not self._peek_text(chunk[header_len:]):
                 break
             out.extend(self._feed(chunk))
-        if proto.state is not State.OPEN:
+        if proto.state is State.CLOSED or self._failing:
             buf.clear()
             if not self._closed_reported:
                 out.extend(self._events(()))
@@ -248,9 +262,11 @@ class WsConnection:
                 break
         return events
 
-    def _breaks_protocol(self, first: int, buf: bytearray) -> bool:
+    def _breaks_protocol(self, first: int, buf: bytearray, length: int) -> bool:
         """True when the header at the front of ``buf`` will fail the connection."""
         opcode = first & 0x0F
+        if opcode < 3 and length + (self._proto.current_size or 0) > self._max_size:
+            return True  # too big (1009)
         if first & 0x70 and not (first & 0x40 and self._proto.extensions and first & 0x30 == 0):
             return True  # reserved bits without an extension that defines them
         if opcode in _RESERVED_OPCODES:
@@ -262,13 +278,19 @@ class WsConnection:
             return True  # control frames: never fragmented, at most 125 bytes
         return opcode == 0 and self._proto.current_size is None
 
-    def _start_peek(self, first: int, chunk: bytes, header_len: int) -> None:
-        """Start checking UTF-8 of a partly received text frame (uncompressed only)."""
+    def _start_peek(self, first: int, chunk: bytes, header_len: int, length: int) -> None:
+        """Start checking UTF-8 of a partly received text frame.
+
+        Only uncompressed, masked frames within the size limit: anything else
+        fails (or is inflated) in the frame layer, which must decide first.
+        """
         opcode = first & 0x0F
         self._peek = None
-        if first & 0x40 or header_len > len(chunk):
+        if header_len > len(chunk) or not chunk[1] & 0x80 or self._compressed:
             return
-        if opcode == 1:
+        if length + (self._proto.current_size or 0) > self._max_size:
+            return
+        if opcode == 1 and not first & 0x70:
             decoder = _UTF8()
         elif opcode == 0 and self._text and self._decoder is not None:
             decoder = _UTF8()
@@ -336,9 +358,12 @@ class WsConnection:
                     self._closed_reported = True
                     out.append(WsClosed(received.code, received.reason, True))
             # PING: the Protocol already queued the pong.
-        if not self._closed_reported and self._proto.close_sent is not None:
+        proto = self._proto
+        if proto.parser_exc is not None:
+            self._failing = True
+        if not self._closed_reported and self._failing and proto.close_sent is not None:
             # We failed the connection (protocol error, too big, bad UTF-8).
-            sent = self._proto.close_sent
+            sent = proto.close_sent
             self._closed_reported = True
             out.append(WsClosed(sent.code, sent.reason, False))
         return out
@@ -354,6 +379,7 @@ class WsConnection:
 
     def _fail_utf8(self, exc: UnicodeDecodeError) -> None:
         self._fragments = []
+        self._failing = True
         self._proto.fail(CloseCode.INVALID_DATA, f"invalid UTF-8 in a text message: {exc.reason}")
 
     # sending -----------------------------------------------------------------
@@ -375,6 +401,7 @@ class WsConnection:
 
     def fail(self, code: int, reason: str = "") -> None:
         """Close now with ``code`` (sends the close frame, then EOF)."""
+        self._failing = True
         with contextlib.suppress(InvalidState):  # already closed
             self._proto.fail(code, reason)
 

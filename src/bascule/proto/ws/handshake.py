@@ -8,8 +8,10 @@ import base64
 import binascii
 import hashlib
 
-from bascule.proto.errors import RemoteProtocolError
+from bascule.proto.errors import LocalProtocolError, RemoteProtocolError
 from bascule.proto.events import Headers, RequestReceived
+from bascule.proto.headers import is_token
+from bascule.proto.http1.writer import check_field
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -98,7 +100,15 @@ def response_101(
     extra: Headers,
     defaults: bytes,
 ) -> bytes:
-    """The ``101 Switching Protocols`` response accepting the upgrade."""
+    """The ``101 Switching Protocols`` response accepting the upgrade.
+
+    Raises LocalProtocolError when the app's subprotocol or headers are not
+    valid on the wire (no header injection through ``websocket.accept``).
+    """
+    if subprotocol is not None and not (subprotocol.isascii() and is_token(subprotocol.encode())):
+        raise LocalProtocolError(f"subprotocol {subprotocol!r} is not a valid token")
+    for index, (name, value) in enumerate(extra):
+        check_field(index, name, value)
     lines = [
         b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
         b"sec-websocket-accept: %b\r\n" % handshake.accept
