@@ -1,0 +1,1 @@
+"""External conformance suites (Autobahn|Testsuite for WebSocket)."""
