@@ -519,7 +519,7 @@ def test_fail_sends_close_then_eof_once() -> None:
 def test_hold_bad_frame_until_the_app_has_read() -> None:
     conn = WsConnection(WsLimits())
     data = client_frame(TEXT, b"first") + client_frame(TEXT, b"x", masked=False)
-    events = conn.receive_data(data, app_has_unread=True)
+    events = conn.receive_data(data, unread=1)
     assert describe(events) == [("message", "first")]
     assert conn.data_to_send() == []
     assert conn.buffered > 0
@@ -546,7 +546,7 @@ HELD = [
 def test_hold_any_failing_frame_until_the_app_has_read(bad: Bad) -> None:
     """The app's answers to earlier messages must go out before our close frame."""
     conn = WsConnection(bad.limits or WsLimits())
-    events = conn.receive_data(client_frame(TEXT, b"hi") + bad.data, app_has_unread=True)
+    events = conn.receive_data(client_frame(TEXT, b"hi") + bad.data, unread=1)
     assert describe(events) == [("message", "hi")]
     assert conn.data_to_send() == [], "close frame sent while the app had unread messages"
     assert conn.buffered == len(bad.data)
@@ -556,12 +556,10 @@ def test_hold_any_failing_frame_until_the_app_has_read(bad: Bad) -> None:
 
 def test_hold_across_reads() -> None:
     conn = WsConnection(WsLimits())
-    assert describe(conn.receive_data(client_frame(TEXT, b"a"), app_has_unread=False)) == [
-        ("message", "a")
-    ]
+    assert describe(conn.receive_data(client_frame(TEXT, b"a"), unread=0)) == [("message", "a")]
     bad = client_frame(BINARY, b"x", rsv=RSV2)
     for piece in (bad[:1], bad[1:]):
-        assert conn.receive_data(piece, app_has_unread=True) == []
+        assert conn.receive_data(piece, unread=1) == []
     assert conn.data_to_send() == []
     assert conn.buffered == len(bad)
     assert describe(conn.resume()) == [("closed", 1002, False)]
@@ -571,7 +569,7 @@ def test_hold_across_reads() -> None:
 def test_hold_peer_close_until_the_app_has_read() -> None:
     conn = WsConnection(WsLimits())
     data = client_frame(BINARY, b"last words") + client_close(1000, "done")
-    assert describe(conn.receive_data(data, app_has_unread=True)) == [("message", b"last words")]
+    assert describe(conn.receive_data(data, unread=1)) == [("message", b"last words")]
     assert conn.data_to_send() == []
     assert conn.buffered == len(client_close(1000, "done"))
     assert describe(conn.resume()) == [("closed", 1000, True)]
@@ -581,7 +579,7 @@ def test_hold_peer_close_until_the_app_has_read() -> None:
 def test_hold_does_not_delay_pings_or_good_frames() -> None:
     conn = WsConnection(WsLimits())
     data = client_frame(TEXT, b"a") + client_frame(PING, b"p") + client_frame(TEXT, b"b")
-    assert describe(conn.receive_data(data, app_has_unread=True)) == [
+    assert describe(conn.receive_data(data, unread=1)) == [
         ("message", "a"),
         ("message", "b"),
     ]
@@ -600,7 +598,7 @@ def test_resume_with_nothing_held() -> None:
 def test_receive_eof_processes_held_bytes_first() -> None:
     conn = WsConnection(WsLimits())
     data = client_frame(TEXT, b"a") + client_close(1000)
-    conn.receive_data(data, app_has_unread=True)
+    conn.receive_data(data, unread=1)
     assert conn.buffered > 0
     assert describe(conn.receive_eof()) == [("closed", 1000, True)]
 
@@ -687,3 +685,15 @@ def test_any_conversation_cut_anywhere(
     assert [(f.opcode, f.payload) for f in fed.written.frames] == [(PONG, p) for p in pings]
     assert not fed.written.eof
     assert fed.conn.open
+
+
+def test_room_limits_the_messages_produced() -> None:
+    """With room for 2, a read carrying 5 messages yields 2 and keeps 3 buffered."""
+    conn = WsConnection(WsLimits())
+    data = b"".join(client_frame(TEXT, b"m%d" % i) for i in range(5))
+    first = describe(conn.receive_data(data, unread=0, room=2))
+    assert first == [("message", "m0"), ("message", "m1")]
+    assert conn.buffered > 0
+    rest = describe(conn.resume(unread=0, room=10))
+    assert rest == [("message", "m2"), ("message", "m3"), ("message", "m4")]
+    assert conn.buffered == 0

@@ -73,6 +73,7 @@ class WebSocketSession(asyncio.Protocol):
         self._pong_deadline: asyncio.TimerHandle | None = None
         self._close_deadline: asyncio.TimerHandle | None = None
         self.trace = driver.trace
+        self._max_queue = self.server.ws_limits.max_queue
 
     # the app's callables ---------------------------------------------------------
 
@@ -81,9 +82,10 @@ class WebSocketSession(asyncio.Protocol):
             self.connect_delivered = True
             return _CONNECT.copy()
         conn = self.conn
-        if not self.inbox and conn is not None and conn.buffered:
-            # Bytes were held back until the app read what came before them.
-            self._handle(conn.resume())
+        if conn is not None and conn.buffered and len(self.inbox) < self._max_queue:
+            # Bytes held back (queue full, or behind messages the app had not
+            # read yet): take what now fits.
+            self._handle(conn.resume(len(self.inbox), self._max_queue - len(self.inbox)))
             self._flush()
         while not self.inbox and not self.disconnected:
             if self.reading_paused and conn is not None:
@@ -273,7 +275,8 @@ class WebSocketSession(asyncio.Protocol):
         conn = self.conn
         if conn is None:  # pragma: no cover - set_protocol happens after conn exists
             return
-        self._handle(conn.receive_data(data, bool(self.inbox)))
+        inbox = self.inbox
+        self._handle(conn.receive_data(data, len(inbox), self._max_queue - len(inbox)))
         if self.trace:
             error_log.log(TRACE, "%s: WebSocket read %d bytes", self.driver.client_label, len(data))
         self._flush()

@@ -135,6 +135,7 @@ class WsConnection:
         "_peek",
         "_pending",
         "_proto",
+        "_room",
         "_text",
     )
 
@@ -155,6 +156,7 @@ class WsConnection:
         #: our close frame then ends it, without waiting for the peer's.
         self._failing = False
         self._max_size = limits.max_size
+        self._room = -1
 
     # receiving ---------------------------------------------------------------
     #
@@ -166,21 +168,23 @@ class WsConnection:
     # (fail fast); (3) treat a close frame inside a fragmented message as a
     # clean close.
 
-    def receive_data(self, data: bytes, app_has_unread: bool = False) -> list[WsEvent]:
+    def receive_data(self, data: bytes, unread: int = 0, room: int = -1) -> list[WsEvent]:
         """Feed bytes; return the events they complete.
 
-        Processing stops before a close frame or a frame that breaks the
-        protocol when the app has messages still to read: ``app_has_unread``,
-        or a message completed earlier in this same call.  Call
-        :meth:`resume` once the app has read everything (``buffered`` says
-        whether anything is held).
+        ``unread`` is how many messages the app has not read yet, ``room`` how
+        many more it may be given (-1: no limit).  Processing stops once
+        ``room`` messages were produced, and before a close frame or a frame
+        that breaks the protocol while the app has messages still to read
+        (``unread``, or a message completed earlier in this call).  The rest
+        stays buffered (``buffered``); call :meth:`resume` when the app has
+        read more.
         """
         self._pending += data
-        return self._process(app_has_unread)
+        return self._process(unread > 0, room)
 
-    def resume(self) -> list[WsEvent]:
-        """Process bytes held back by ``receive_data`` (the app has read everything)."""
-        return self._process(False) if self._pending else []
+    def resume(self, unread: int = 0, room: int = -1) -> list[WsEvent]:
+        """Process bytes held back by ``receive_data``, as far as the app's queue allows."""
+        return self._process(unread > 0, room) if self._pending else []
 
     @property
     def buffered(self) -> int:
@@ -190,7 +194,7 @@ class WsConnection:
     def receive_eof(self) -> list[WsEvent]:
         """The peer closed the TCP connection."""
         proto = self._proto
-        events = self._process(False) if self._pending else []
+        events = self._process(False, -1) if self._pending else []
         proto.receive_eof()
         events.extend(self._events(proto.events_received()))
         if not self._closed_reported:
@@ -198,11 +202,12 @@ class WsConnection:
             events.append(WsClosed(CloseCode.ABNORMAL_CLOSURE, "", True))
         return events
 
-    def _process(self, hold: bool) -> list[WsEvent]:
+    def _process(self, hold: bool, room: int) -> list[WsEvent]:
         out: list[WsEvent] = []
         buf = self._pending
         proto = self._proto
-        while buf and proto.state is not State.CLOSED and not self._failing:
+        self._room = room
+        while buf and proto.state is not State.CLOSED and not self._failing and self._room:
             owed = self._owed
             if owed:
                 # The rest of a frame the Protocol has started on.
@@ -259,7 +264,7 @@ class WsConnection:
         for event in events:
             if type(event) is WsMessage:
                 self._emitted = True
-                break
+                self._room -= 1  # from -1 (no limit) it never reaches 0
         return events
 
     def _breaks_protocol(self, first: int, buf: bytearray, length: int) -> bool:
