@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
 import typing
 from enum import Enum
 from typing import Any, NoReturn
 
 from bascule._version import __version__
-from bascule.config import Config, field_default, flag, option_fields, parse_size
+from bascule.config import Config, field_default, field_type, flag, option_fields, parse_size
 from bascule.errors import AppLoadError, ConfigError
 
 
@@ -24,15 +23,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line on stderr and status 2 (argparse prints the usage too)."""
         self.exit(2, f"bascule: error: {message}\n")
-
-
-def _base_type(annotation: Any) -> tuple[Any, bool]:
-    """(type, optional) for a field annotation such as ``int | None``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0], True
-    return annotation, False
 
 
 def _converter(kind: Any, size: bool, name: str) -> Any:
@@ -58,11 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="bascule: serve an ASGI application over HTTP/1.1.",
         allow_abbrev=False,
     )
-    hints = typing.get_type_hints(Config)
     for f in option_fields():
         meta = f.metadata
         default = field_default(f)
-        kind, _optional = _base_type(hints[f.name])
+        kind, _optional = field_type(f.name)
         help_text = meta["help"]
         if f.name == "app":
             parser.add_argument(
@@ -111,11 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """Namespace → validated Config."""
-    hints = typing.get_type_hints(Config)
     values: dict[str, Any] = {}
     for f in option_fields():
         value = getattr(args, f.name)
-        kind, _ = _base_type(hints[f.name])
+        kind, _ = field_type(f.name)
         if isinstance(kind, type) and issubclass(kind, Enum):
             value = kind(value)
         elif typing.get_origin(kind) is tuple:
@@ -148,7 +136,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def options_markdown() -> str:
     """The options reference (docs/options.md), generated from Config's fields."""
-    hints = typing.get_type_hints(Config)
     rows = [
         "# Options reference",
         "",
@@ -162,7 +149,7 @@ def options_markdown() -> str:
     ]
     for f in option_fields():
         default = field_default(f)
-        kind, _ = _base_type(hints[f.name])
+        kind, _ = field_type(f.name)
         if f.name == "app":
             flag_text = "`APP` (positional)"
         elif kind is bool:

@@ -10,6 +10,8 @@ the whole object.  No I/O here.
 
 import math
 import re
+import types
+import typing
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from typing import Any
@@ -46,6 +48,14 @@ class LoopChoice(Enum):
     AUTO = "auto"
     ASYNCIO = "asyncio"
     UVLOOP = "uvloop"
+
+
+class CertReqs(Enum):
+    """Whether clients must present a TLS certificate."""
+
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
 
 
 class LogLevel(Enum):
@@ -158,6 +168,24 @@ class Config:
         (), "extra response header on every response, NAME:VALUE; repeatable", metavar="NAME:VALUE"
     )
 
+    certfile: str | None = _opt(
+        None, "TLS certificate (PEM; may hold the chain and the key); enables HTTPS", metavar="PATH"
+    )
+    keyfile: str | None = _opt(None, "TLS private key (PEM), if not in --certfile", metavar="PATH")
+    keyfile_password: str | None = _opt(
+        None, "password of an encrypted --keyfile", metavar="PASSWORD"
+    )
+    ca_certs: str | None = _opt(
+        None, "CA certificates (PEM) that client certificates must chain to", metavar="PATH"
+    )
+    cert_reqs: CertReqs = _opt(
+        CertReqs.NONE, "client certificates: none, optional (verified if sent), required"
+    )
+    ciphers: str = _opt(
+        "TLSv1.2:!aNULL:!eNULL:!MD5:!RC4:!3DES",
+        "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults)",
+        metavar="CIPHERS",
+    )
     ws: bool = _opt(True, "serve WebSocket upgrades (with --no-ws they are answered as plain HTTP)")
     ws_max_size: int = _opt(
         DEFAULT_WS_MAX_SIZE,
@@ -244,6 +272,11 @@ class Config:
             )
         for item in self.header:
             parse_header(item)
+        for name in ("keyfile", "keyfile_password", "ca_certs"):
+            if getattr(self, name) is not None and self.certfile is None:
+                raise ConfigError(f"--{flag(name)}: needs --certfile")
+        if self.cert_reqs is not CertReqs.NONE and self.ca_certs is None:
+            raise ConfigError(f"--cert-reqs {self.cert_reqs.value}: needs --ca-certs")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             raise ConfigError(
                 f"--root-path: must start with '/' and not end with one, got {self.root_path!r}"
@@ -256,20 +289,14 @@ class Config:
             if f.name == "app":
                 continue
             value = getattr(self, f.name)
-            default = f.default
-            if default is None:
-                expected: tuple[type, ...] = (int,)
-                if value is None:
-                    continue
-            elif isinstance(default, bool):
-                expected = (bool,)
-            elif isinstance(default, float):
-                expected = (int, float)
-            else:
-                expected = (type(default),)
-            if not isinstance(value, expected) or (
-                isinstance(value, bool) and bool not in expected
-            ):
+            kind, optional = field_type(f.name)
+            if value is None and optional:
+                continue
+            expected: tuple[type, ...] = (int, float) if kind is float else (kind,)
+            if typing.get_origin(kind) is tuple:
+                expected = (tuple,)
+            wrong_bool = isinstance(value, bool) and bool not in expected
+            if not isinstance(value, expected) or wrong_bool:
                 names = " or ".join(t.__name__ for t in expected)
                 raise ConfigError(
                     f"--{flag(f.name)}: expected {names}, got {type(value).__name__} {value!r}"
@@ -320,7 +347,22 @@ _ENUM_FIELDS: dict[str, type[Enum]] = {
     "lifespan": LifespanMode,
     "loop": LoopChoice,
     "log_level": LogLevel,
+    "cert_reqs": CertReqs,
 }
+
+
+_HINTS: dict[str, Any] = {}
+
+
+def field_type(name: str) -> tuple[Any, bool]:
+    """(base type, optional) of a Config field, from its annotation (``int | None``)."""
+    if not _HINTS:
+        _HINTS.update(typing.get_type_hints(Config))
+    annotation = _HINTS[name]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0], True
+    return annotation, False
 
 
 def flag(name: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from bascule._version import __version__
 from bascule.aio.lifespan import Lifespan
 from bascule.aio.sockets import bind_socket, describe
+from bascule.aio.tls import TlsInfo, server_context
 from bascule.aio.transport import HttpDriver
 from bascule.aio.websocket import WebSocketSession
 from bascule.config import Config, LifespanMode
@@ -45,6 +46,9 @@ class ServerState:
         if config.server_header:
             self._static_headers.append((b"server", b"bascule"))
         self._static_headers.extend(config.extra_headers())
+        self.ssl_context = server_context(config, ["http/1.1"])
+        self.tls = TlsInfo(config, self.ssl_context) if self.ssl_context is not None else None
+        self.scheme = "https" if self.ssl_context is not None else "http"
         self._second = -1
         self.default_headers = DefaultHeaders(self._static_headers)
         self.tick()
@@ -183,12 +187,15 @@ class Server:
             if sock.family == socket.AF_UNIX:
                 server = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
             else:
-                server = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+                server = await loop.create_server(
+                    factory, sock=sock, backlog=config.backlog, ssl=state.ssl_context
+                )
             self.servers.append(server)
-            self.addresses.append(describe(sock))
-            error_log.info(
-                "bascule %s listening on %s (pid %d)", __version__, describe(sock), os.getpid()
+            address = describe(
+                sock, tls=state.ssl_context is not None and sock.family != socket.AF_UNIX
             )
+            self.addresses.append(address)
+            error_log.info("bascule %s listening on %s (pid %d)", __version__, address, os.getpid())
 
     async def _tick_forever(self, state: ServerState) -> None:
         timeouts = state.timeouts

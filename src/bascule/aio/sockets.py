@@ -64,12 +64,12 @@ def bind_socket(address: str, backlog: int) -> socket.socket:
     return sock
 
 
-def describe(sock: socket.socket) -> str:
-    """``http://host:port`` or ``unix:path`` for the startup log line."""
+def describe(sock: socket.socket, tls: bool = False) -> str:
+    """``http(s)://host:port`` or ``unix:path`` for the startup log line."""
     name = sock.getsockname()
     if sock.family == socket.AF_UNIX:
         return f"unix:{name}"
     host, port = name[0], name[1]
     if sock.family == socket.AF_INET6:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"

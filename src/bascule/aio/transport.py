@@ -59,6 +59,7 @@ class HttpDriver(asyncio.Protocol):
         "client_label",
         "conn",
         "cycle",
+        "extensions",
         "head_started",
         "idle_since",
         "info",
@@ -78,6 +79,8 @@ class HttpDriver(asyncio.Protocol):
         self.conn = H1Connection(server.limits, server.accept_upgrades)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.cycle: RequestCycle | None = None
+        #: ASGI extensions of this connection's scopes (``tls`` on TLS connections).
+        self.extensions: dict[str, Any] = server.extensions
         #: The WebSocket session deciding on this connection's upgrade request.
         self.upgrading: WebSocketSession | None = None
         self.info: ConnInfo = ConnInfo(None, None, scheme, server.root_path)
@@ -102,7 +105,10 @@ class HttpDriver(asyncio.Protocol):
         server = _peer(transport, "sockname")
         if client is not None and client[1] is None:
             client = None  # unix socket peers have no address
-        self.info = ConnInfo(client, server, self.info.scheme, self.server.root_path)
+        state = self.server
+        self.info = ConnInfo(client, server, state.scheme, state.root_path)
+        if state.tls is not None:
+            self.extensions = {"tls": state.tls.extension(transport.get_extra_info("ssl_object"))}
         self.client_label = f"{client[0]}:{client[1]}" if client else "unix"
         self.server.connections.add(self)
         self.trace = error_log.isEnabledFor(TRACE)
@@ -197,7 +203,7 @@ class HttpDriver(asyncio.Protocol):
         if request.upgrade and server.ws_enabled and is_websocket_upgrade(request):
             self._start_websocket(request)
             return
-        scope = http_scope(request, self.info, server.lifespan_state, server.extensions)
+        scope = http_scope(request, self.info, server.lifespan_state, self.extensions)
         cycle = RequestCycle(self, scope, perf_counter())
         self.cycle = cycle
         limit = server.limit_concurrency
@@ -222,7 +228,9 @@ class HttpDriver(asyncio.Protocol):
             error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
             self._close_with_status(503)
             return
-        scope = websocket_scope(request, self.info, server.lifespan_state, handshake.subprotocols)
+        scope = websocket_scope(
+            request, self.info, server.lifespan_state, handshake.subprotocols, self.extensions
+        )
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
         self.transport.pause_reading()  # until the app accepts; then the session reads

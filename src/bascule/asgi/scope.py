@@ -85,8 +85,13 @@ def websocket_scope(
     info: ConnInfo,
     state: dict[str, Any] | None,
     subprotocols: list[str],
+    extensions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``websocket`` scope for an upgrade request."""
+    """The ``websocket`` scope for an upgrade request.
+
+    ``extensions`` are the connection's (``tls``), added to what every
+    websocket scope advertises.
+    """
     raw_path = request.path
     if info.root_path:
         raw_path = info.root_path_bytes + raw_path
@@ -104,5 +109,7 @@ def websocket_scope(
         "server": info.server,
         "subprotocols": subprotocols,
         "state": {} if state is None else state.copy(),
-        "extensions": {name: dict(value) for name, value in WS_EXTENSIONS.items()},
+        "extensions": {
+            name: dict(value) for name, value in {**WS_EXTENSIONS, **(extensions or {})}.items()
+        },
     }
