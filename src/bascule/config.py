@@ -22,6 +22,7 @@ from bascule.proto.limits import (
     DEFAULT_WS_MAX_QUEUE,
     DEFAULT_WS_MAX_SIZE,
     Http1Limits,
+    Http2Limits,
     WsLimits,
 )
 
@@ -186,6 +187,27 @@ class Config:
         "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults)",
         metavar="CIPHERS",
     )
+    http2: bool = _opt(
+        True, "serve HTTP/2: ALPN h2 over TLS, and prior-knowledge h2c on cleartext ports"
+    )
+    h2_max_concurrent_streams: int = _opt(
+        100, "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS", metavar="N"
+    )
+    h2_max_header_list_size: int = _opt(
+        DEFAULT_MAX_HEADER_SIZE,
+        "HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE, in bytes",
+        metavar="BYTES",
+        size=True,
+    )
+    h2_initial_window_size: int = _opt(
+        65535,
+        "HTTP/2 stream receive window: request body bytes a stream may send ahead of the app",
+        metavar="BYTES",
+        size=True,
+    )
+    h2_max_inbound_frame_size: int = _opt(
+        16384, "HTTP/2 SETTINGS_MAX_FRAME_SIZE (16384..16777215)", metavar="BYTES", size=True
+    )
     ws: bool = _opt(True, "serve WebSocket upgrades (with --no-ws they are answered as plain HTTP)")
     ws_max_size: int = _opt(
         DEFAULT_WS_MAX_SIZE,
@@ -266,6 +288,19 @@ class Config:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"--{flag(name)}: must be >= 1, got {value}")
+        if not 16384 <= self.h2_max_inbound_frame_size <= 16777215:
+            raise ConfigError(
+                "--h2-max-inbound-frame-size: must be in 16384..16777215, "
+                f"got {self.h2_max_inbound_frame_size}"
+            )
+        if not 1 <= self.h2_initial_window_size <= 2**31 - 1:
+            raise ConfigError(
+                "--h2-initial-window-size: must be in 1..2147483647, "
+                f"got {self.h2_initial_window_size}"
+            )
+        for name in ("h2_max_concurrent_streams", "h2_max_header_list_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{flag(name)}: must be >= 1, got {getattr(self, name)}")
         if self.max_request_header_size < 1024:
             raise ConfigError(
                 f"--max-request-header-size: must be >= 1024, got {self.max_request_header_size}"
@@ -320,6 +355,15 @@ class Config:
             ws_ping_interval=self.ws_ping_interval,
             ws_ping_timeout=self.ws_ping_timeout,
             ws_close_timeout=self.ws_close_timeout,
+        )
+
+    def h2_limits(self) -> Http2Limits:
+        """The HTTP/2 connection's limits and SETTINGS."""
+        return Http2Limits(
+            max_concurrent_streams=self.h2_max_concurrent_streams,
+            initial_window_size=self.h2_initial_window_size,
+            max_inbound_frame_size=self.h2_max_inbound_frame_size,
+            max_header_list_size=self.h2_max_header_list_size,
         )
 
     def ws_limits(self) -> WsLimits:

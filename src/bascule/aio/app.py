@@ -10,7 +10,7 @@ connection once the response started) and logs it.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bascule.asgi.http import CycleState, HttpCycle
 from bascule.errors import AppMessageError, ClientDisconnected
@@ -19,8 +19,43 @@ from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, ResponseHead
 
 if TYPE_CHECKING:
-    from bascule.aio.transport import HttpDriver
+    from bascule.aio.server import ServerState
     from bascule.asgi_types import ASGI3App, Message
+    from bascule.proto.headers import DefaultHeaders
+
+
+class CycleConn(Protocol):
+    """What a RequestCycle needs of the protocol side (H1Connection, or one HTTP/2 stream)."""
+
+    continue_pending: bool
+    keep_alive: bool
+
+    def send(self, event: Any, defaults: DefaultHeaders = ...) -> bytes: ...
+    def send_continue(self) -> bytes: ...
+    def retract_response(self) -> None: ...
+    def send_failed(self) -> None: ...
+
+
+class CycleHost(Protocol):
+    """What a RequestCycle needs of its connection (HttpDriver, or an HTTP/2 stream)."""
+
+    loop: asyncio.AbstractEventLoop
+    server: ServerState
+
+    @property
+    def conn(self) -> CycleConn: ...
+    @property
+    def transport(self) -> asyncio.BaseTransport: ...
+    @property
+    def write_paused(self) -> bool: ...
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
+    def pause_for_body(self) -> None: ...
+    def body_consumed(self, size: int) -> None: ...
+    def response_complete(self, cycle: RequestCycle) -> None: ...
+    def cycle_finished(self, cycle: RequestCycle) -> None: ...
+    def abort(self) -> None: ...
+
 
 #: Unread request body above which the driver stops reading the socket.
 BODY_HIGH_WATER = 64 * 1024
@@ -49,7 +84,7 @@ class RequestCycle:
         "waiter",
     )
 
-    def __init__(self, driver: HttpDriver, scope: dict[str, Any], start_time: float) -> None:
+    def __init__(self, driver: CycleHost, scope: dict[str, Any], start_time: float) -> None:
         self.driver = driver
         self.scope = scope
         self.http = HttpCycle()
@@ -106,7 +141,7 @@ class RequestCycle:
                 body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
                 self.body = []
                 self.body_size = 0
-                driver.resume_for_body()
+                driver.body_consumed(len(body))
                 more = not self.body_done
                 self.body_taken = not more
                 return {"type": "http.request", "body": body, "more_body": more}

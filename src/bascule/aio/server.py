@@ -11,6 +11,7 @@ from email.utils import formatdate
 from typing import Any
 
 from bascule._version import __version__
+from bascule.aio.h2 import H2Driver
 from bascule.aio.lifespan import Lifespan
 from bascule.aio.sockets import bind_socket, describe
 from bascule.aio.tls import TlsInfo, server_context
@@ -29,13 +30,15 @@ class ServerState:
         self.app = app
         self.limits = config.http1_limits()
         self.ws_limits = config.ws_limits()
+        self.h2_limits = config.h2_limits()
+        self.http2 = config.http2
         self.ws_enabled = config.ws
         #: Upgrade tokens served; requests asking for others are plain HTTP.
         self.accept_upgrades = frozenset({b"websocket"} if config.ws else ())
         self.timeouts = config.timeouts()
         self.root_path = config.root_path
         self.limit_concurrency = config.limit_concurrency
-        self.connections: set[HttpDriver | WebSocketSession] = set()
+        self.connections: set[HttpDriver | WebSocketSession | H2Driver] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.lifespan_state: dict[str, Any] | None = None
         self.extensions: dict[str, Any] = {}
@@ -46,7 +49,9 @@ class ServerState:
         if config.server_header:
             self._static_headers.append((b"server", b"bascule"))
         self._static_headers.extend(config.extra_headers())
-        self.ssl_context = server_context(config, ["http/1.1"])
+        self.ssl_context = server_context(
+            config, ["h2", "http/1.1"] if config.http2 else ["http/1.1"]
+        )
         self.tls = TlsInfo(config, self.ssl_context) if self.ssl_context is not None else None
         self.scheme = "https" if self.ssl_context is not None else "http"
         self._second = -1

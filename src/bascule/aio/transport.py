@@ -14,12 +14,14 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from bascule.aio.app import RequestCycle
+from bascule.aio.h2 import H2Driver
 from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
 from bascule.logs import ACCESS_FORMAT, REJECTED_FORMAT, TRACE, access_log, error_log
 from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHead
 from bascule.proto.http1.connection import H1Connection
+from bascule.proto.negotiate import from_alpn, sniff
 from bascule.proto.ws.handshake import HandshakeError, is_websocket_upgrade
 from bascule.proto.ws.handshake import validate as validate_handshake
 
@@ -56,6 +58,8 @@ class HttpDriver(asyncio.Protocol):
         "_deferred_error",
         "_drain_waiter",
         "_pipeline_paused",
+        "_sniffed",
+        "_sniffing",
         "client_label",
         "conn",
         "cycle",
@@ -87,6 +91,8 @@ class HttpDriver(asyncio.Protocol):
         self.client_label = "-"
         self.write_paused = False
         self.trace = False
+        self._sniffing = False
+        self._sniffed = b""
         self._drain_waiter: asyncio.Future[None] | None = None
         self._body_paused = False
         self._pipeline_paused = False
@@ -107,13 +113,20 @@ class HttpDriver(asyncio.Protocol):
             client = None  # unix socket peers have no address
         state = self.server
         self.info = ConnInfo(client, server, state.scheme, state.root_path)
-        if state.tls is not None:
-            self.extensions = {"tls": state.tls.extension(transport.get_extra_info("ssl_object"))}
         self.client_label = f"{client[0]}:{client[1]}" if client else "unix"
-        self.server.connections.add(self)
         self.trace = error_log.isEnabledFor(TRACE)
         if self.trace:
             error_log.log(TRACE, "%s: connection made", self.client_label)
+        self._sniffing = state.http2
+        if state.tls is not None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            self.extensions = {"tls": state.tls.extension(ssl_object)}
+            self._sniffing = False
+            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+            if state.http2 and from_alpn(alpn) == "h2":
+                self._switch_to_h2(b"")
+                return
+        self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -156,6 +169,18 @@ class HttpDriver(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.server.now
+        if self._sniffing:
+            # First bytes of a cleartext connection: HTTP/2 with prior knowledge?
+            data = self._sniffed + data
+            kind = sniff(data)
+            if kind == "more":
+                self._sniffed = data
+                return
+            self._sniffing = False
+            self._sniffed = b""
+            if kind == "h2":
+                self._switch_to_h2(data)
+                return
         conn = self.conn
         try:
             conn.receive_data(data)
@@ -237,6 +262,14 @@ class HttpDriver(asyncio.Protocol):
         task = self.loop.create_task(session.run(server.app))
         server.tasks.add(task)
         task.add_done_callback(server.tasks.discard)
+
+    def _switch_to_h2(self, data: bytes) -> None:
+        """Hand the transport to an HTTP/2 driver."""
+        self.server.connections.discard(self)
+        driver = H2Driver(
+            self.server, self.transport, self.info, self.extensions, self.client_label, self.trace
+        )
+        driver.start(data)
 
     def replace_with(self, session: WebSocketSession) -> None:
         """The session takes this connection over (after the 101)."""
@@ -333,6 +366,10 @@ class HttpDriver(asyncio.Protocol):
         if not self._body_paused:
             self._body_paused = True
             self._update_reading()
+
+    def body_consumed(self, size: int) -> None:
+        """The app took ``size`` bytes of request body: read again if we had paused."""
+        self.resume_for_body()
 
     def resume_for_body(self) -> None:
         if self._body_paused:

@@ -18,6 +18,7 @@ class RequestReceived:
         "keep_alive",
         "method",
         "path",
+        "protocol",
         "query",
         "stream_id",
         "upgrade",
@@ -34,6 +35,7 @@ class RequestReceived:
         keep_alive: bool,
         expect_continue: bool,
         upgrade: bool = False,
+        protocol: bytes = b"",
     ) -> None:
         self.stream_id = stream_id
         self.method = method
@@ -45,6 +47,8 @@ class RequestReceived:
         self.expect_continue = expect_continue
         #: The request asked to switch protocols (Upgrade + Connection: upgrade, or CONNECT).
         self.upgrade = upgrade
+        #: HTTP/2 extended CONNECT ``:protocol`` (RFC 8441), e.g. b"websocket".
+        self.protocol = protocol
 
     def __repr__(self) -> str:
         return f"RequestReceived({self.method} {self.path!r} HTTP/{self.http_version})"

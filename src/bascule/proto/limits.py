@@ -55,3 +55,26 @@ class WsLimits:
     max_size: int = DEFAULT_WS_MAX_SIZE
     max_queue: int = DEFAULT_WS_MAX_QUEUE
     per_message_deflate: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Http2Limits:
+    """Limits and SETTINGS for one HTTP/2 connection.
+
+    ``max_concurrent_streams``: 100, the RFC 9113 §6.5.2 recommended minimum
+    and nginx's default.  ``initial_window_size``: 64 KiB - 1, the protocol
+    default; the window is only re-opened as the app reads, so it bounds the
+    unread request body per stream.  ``max_header_list_size``: same 64 KiB as
+    HTTP/1.1.  ``max_resets``: RST_STREAMs a client may send within
+    ``reset_window`` streams before GOAWAY ENHANCE_YOUR_CALM (rapid reset,
+    CVE-2023-44487).  ``control_frame_budget``: SETTINGS/PING/empty DATA frames
+    tolerated per connection between app-visible events before GOAWAY.
+    """
+
+    max_concurrent_streams: int = 100
+    initial_window_size: int = 65535
+    max_inbound_frame_size: int = 16384
+    max_header_list_size: int = DEFAULT_MAX_HEADER_SIZE
+    max_resets: int = 200
+    reset_window: int = 1000
+    control_frame_budget: int = 1000

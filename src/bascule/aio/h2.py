@@ -1,0 +1,359 @@
+"""HTTP/2 driver: one connection, many streams, each an ordinary ASGI RequestCycle.
+
+``H2Driver`` takes over a transport from ``HttpDriver`` once the connection is
+known to be HTTP/2 (ALPN ``h2``, or the prior-knowledge preface).  Each stream
+gets an ``H2Stream``, which offers a ``RequestCycle`` the same surface an
+HTTP/1.1 connection does, so the app cannot tell the protocols apart except
+by ``http_version``.  Nothing here parses or frames: that is
+``bascule.proto.http2``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from bascule.aio.app import RequestCycle
+from bascule.asgi.scope import ConnInfo, http_scope
+from bascule.logs import ACCESS_FORMAT, TRACE, access_log, error_log
+from bascule.proto.errors import LocalProtocolError
+from bascule.proto.events import (
+    BodyChunk,
+    BodyEnd,
+    InformationalResponse,
+    RequestReceived,
+    ResponseHead,
+)
+from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
+from bascule.proto.http2.connection import ConnectionEnded, H2Connection, StreamReset
+
+if TYPE_CHECKING:
+    from bascule.aio.server import ServerState
+
+_CANCEL = 0x8  # RST_STREAM CANCEL
+_INTERNAL_ERROR = 0x2
+
+
+class H2Stream:
+    """One stream, seen by a RequestCycle as its connection (``driver``) and protocol (``conn``)."""
+
+    __slots__ = (
+        "_drain",
+        "continue_pending",
+        "cycle",
+        "driver",
+        "ended",
+        "held_head",
+        "keep_alive",
+        "loop",
+        "server",
+        "stream_id",
+        "task",
+    )
+
+    def __init__(self, driver: H2Driver, stream_id: int) -> None:
+        self.driver = driver
+        self.loop = driver.loop
+        self.server = driver.server
+        self.stream_id = stream_id
+        self.cycle: RequestCycle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.held_head: ResponseHead | None = None
+        self.continue_pending = False
+        self.keep_alive = True
+        self.ended = False
+        self._drain: asyncio.Future[None] | None = None
+
+    # the "conn" side -------------------------------------------------------------
+
+    @property
+    def conn(self) -> H2Stream:
+        return self
+
+    def send(self, event: Any, defaults: DefaultHeaders = NO_DEFAULT_HEADERS) -> bytes:
+        """Hand ``event`` to HTTP/2 and return the frames to write now."""
+        h2c = self.driver.h2
+        etype = type(event)
+        if etype is ResponseHead:
+            if self.held_head is not None:
+                raise LocalProtocolError("response head sent twice")
+            # Held until the first body message: HPACK state is ordered, so the
+            # head is encoded only when it can be written at once.
+            headers = list(event.headers)
+            if defaults.pairs:
+                names = {n.lower() for n, _ in headers}
+                headers.extend(pair for pair in defaults.pairs if pair[0] not in names)
+            self.held_head = ResponseHead(self.stream_id, event.status, headers)
+            return b""
+        if etype is InformationalResponse:
+            h2c.send_head(self.stream_id, event.status, event.headers)
+            return h2c.data_to_send()
+        head = self.held_head
+        if etype is BodyChunk:
+            data = event.data
+            if head is not None:
+                self.held_head = None
+                h2c.send_head(self.stream_id, head.status, head.headers)
+            if data:
+                h2c.send_body(self.stream_id, data)
+            return h2c.data_to_send()
+        if etype is BodyEnd:
+            if head is not None:
+                self.held_head = None
+                h2c.send_head(self.stream_id, head.status, head.headers, end=True)
+            else:
+                h2c.send_body(self.stream_id, b"", end=True)
+            self.ended = True
+            return h2c.data_to_send()
+        raise LocalProtocolError(f"cannot send {etype.__name__} on an HTTP/2 stream")
+
+    def send_continue(self) -> bytes:
+        return b""  # HTTP/2 clients do not wait for 100 Continue here
+
+    def retract_response(self) -> None:
+        self.held_head = None
+
+    def send_failed(self) -> None:
+        self.held_head = None
+        self.driver.h2.reset(self.stream_id, _INTERNAL_ERROR)
+
+    # the "driver" side ---------------------------------------------------------------
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        return self.driver.transport
+
+    @property
+    def write_paused(self) -> bool:
+        return self.driver.write_paused or self.driver.h2.pending(self.stream_id) > 0
+
+    def write(self, data: bytes) -> None:
+        self.driver.write(data)
+
+    async def drain(self) -> None:
+        while self.write_paused and not self.driver.transport.is_closing():
+            if self.cycle is not None and self.cycle.disconnected:
+                return
+            waiter = self._drain = self.loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._drain = None
+
+    def wake(self) -> None:
+        waiter = self._drain
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_for_body(self) -> None:
+        """Nothing to do: the stream's receive window bounds the unread body."""
+
+    def body_consumed(self, size: int) -> None:
+        self.driver.h2.consumed(self.stream_id, size)
+        self.driver.flush()
+
+    def response_complete(self, cycle: RequestCycle) -> None:
+        self.driver.log_access(cycle)
+
+    def cycle_finished(self, cycle: RequestCycle) -> None:
+        self.driver.stream_finished(self)
+
+    def abort(self) -> None:
+        self.held_head = None
+        self.driver.h2.reset(self.stream_id, _INTERNAL_ERROR)
+        self.driver.flush()
+
+
+class H2Driver(asyncio.Protocol):
+    """One HTTP/2 connection."""
+
+    def __init__(
+        self,
+        server: ServerState,
+        transport: asyncio.Transport,
+        info: ConnInfo,
+        extensions: dict[str, Any],
+        client_label: str,
+        trace: bool,
+    ) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport = transport
+        self.info = info
+        self.extensions = extensions
+        self.client_label = client_label
+        self.trace = trace
+        self.h2 = H2Connection(server.h2_limits)
+        self.streams: dict[int, H2Stream] = {}
+        self.write_paused = False
+        self.idle_since = server.now
+        self.closing = False
+
+    def start(self, data: bytes) -> None:
+        """Take over the transport and process the bytes already received."""
+        self.h2.initiate()
+        self.server.connections.add(self)
+        self.transport.set_protocol(self)
+        if data:
+            self.data_received(data)
+        else:
+            self.flush()
+
+    # asyncio.Protocol -------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.h2.receive_data(data):
+            if self.trace:
+                error_log.log(TRACE, "%s: %r", self.client_label, event)
+            etype = type(event)
+            if etype is BodyChunk:
+                stream = self.streams.get(event.stream_id)  # type: ignore[union-attr]
+                if stream is not None and stream.cycle is not None:
+                    stream.cycle.feed_body(event.data)  # type: ignore[union-attr]
+                else:  # nobody will read it: give the window back
+                    self.h2.consumed(event.stream_id, len(event.data))  # type: ignore[union-attr]
+            elif etype is RequestReceived:
+                self._start_stream(event)  # type: ignore[arg-type]
+            elif etype is BodyEnd:
+                stream = self.streams.get(event.stream_id)  # type: ignore[union-attr]
+                if stream is not None and stream.cycle is not None:
+                    stream.cycle.feed_end()
+            elif etype is StreamReset:
+                self._reset(event.stream_id)  # type: ignore[union-attr]
+            elif etype is ConnectionEnded:
+                self._ended(event)  # type: ignore[arg-type]
+        self.flush()
+        for stream in list(self.streams.values()):
+            if stream._drain is not None and not stream.write_paused:
+                stream.wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        for stream in list(self.streams.values()):
+            if stream.cycle is not None:
+                stream.cycle.on_disconnect()
+            stream.wake()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for stream in list(self.streams.values()):
+            stream.wake()
+
+    # streams ----------------------------------------------------------------------------------
+
+    def _start_stream(self, request: RequestReceived) -> None:
+        server = self.server
+        stream = H2Stream(self, request.stream_id)
+        self.streams[request.stream_id] = stream
+        if request.upgrade:
+            # Extended CONNECT (RFC 8441) is not served yet: refuse the stream.
+            stream.held_head = None
+            self.h2.send_head(request.stream_id, 501, [(b"content-length", b"0")], end=True)
+            del self.streams[request.stream_id]
+            return
+        scope = http_scope(request, self.info, server.lifespan_state, self.extensions)
+        cycle = RequestCycle(stream, scope, perf_counter())
+        stream.cycle = cycle
+        limit = server.limit_concurrency
+        if limit is not None and len(server.tasks) >= limit:
+            error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
+            body = b"Service Unavailable\n"
+            head = ResponseHead(request.stream_id, 503, [(b"content-length", b"%d" % len(body))])
+            stream.send(head, server.default_headers)
+            self.write(
+                stream.send(BodyChunk(request.stream_id, body))
+                + stream.send(BodyEnd(request.stream_id))
+            )
+            cycle.http.status = 503
+            cycle.response_done = True
+            self.log_access(cycle)
+            del self.streams[request.stream_id]
+            return
+        task = self.loop.create_task(cycle.run(server.app))
+        stream.task = task
+        server.tasks.add(task)
+        task.add_done_callback(server.tasks.discard)
+
+    def _reset(self, stream_id: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is None:
+            return
+        if stream.cycle is not None:
+            stream.cycle.on_disconnect()
+        stream.wake()
+        task = stream.task
+        if task is not None and not task.done():
+            task.cancel()  # the client is gone; do not leak the app's work
+
+    def _ended(self, event: ConnectionEnded) -> None:
+        if event.error_code:
+            error_log.warning("HTTP/2 connection %s ended: %s", self.client_label, event.reason)
+        self.closing = True
+        if event.error_code or not self.streams:
+            self.flush()
+            self.transport.close()
+
+    def stream_finished(self, stream: H2Stream) -> None:
+        if self.streams.get(stream.stream_id) is stream:
+            del self.streams[stream.stream_id]
+        if not self.streams:
+            self.idle_since = self.server.now
+            if self.closing:
+                self.flush()
+                self.transport.close()
+
+    # output -------------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        data = self.h2.data_to_send()
+        if data:
+            self.write(data)
+
+    def write(self, data: bytes) -> None:
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def log_access(self, cycle: RequestCycle) -> None:
+        if access_log.isEnabledFor(20):
+            scope = cycle.scope
+            qs = scope["query_string"]
+            target = scope["raw_path"].decode("latin-1")
+            if qs:
+                target += "?" + qs.decode("latin-1")
+            access_log.info(
+                ACCESS_FORMAT,
+                self.client_label,
+                scope["method"],
+                target,
+                "2",
+                cycle.http.status,
+                cycle.sent_bytes,
+                (perf_counter() - cycle.start_time) * 1000.0,
+            )
+
+    # what the server asks of every connection ------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.streams)
+
+    def check_timeouts(self, now: float) -> None:
+        if not self.streams and now - self.idle_since > self.server.timeouts.keep_alive:
+            self.h2.goaway()
+            self.flush()
+            self.transport.close()
+
+    def shutdown(self) -> None:
+        """GOAWAY with the last stream id; open streams may finish."""
+        self.closing = True
+        self.h2.goaway()
+        self.flush()
+        if not self.streams:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.transport.abort()

@@ -1,0 +1,327 @@
+"""H2Connection: one HTTP/2 server connection, as neutral events, sans I/O.
+
+The ``h2`` package does framing, HPACK and the stream state machines; this
+adapter turns its events into ``bascule.proto.events`` keyed by stream id,
+keeps request-body flow control in the app's hands (the receive window is only
+re-opened by :meth:`consumed`), schedules response bodies within the peer's
+windows (``flow.py``), and adds the budgets h2 lacks (rapid reset, control
+frame floods).  Choice of engine: docs/http2.md.
+
+    conn = H2Connection(Http2Limits())
+    conn.initiate()                         # our SETTINGS
+    for event in conn.receive_data(data):   # RequestReceived, BodyChunk, BodyEnd, StreamReset
+        ...
+    conn.send_head(stream_id, 200, headers)
+    conn.send_body(stream_id, b"...", end=True)   # queued if the window is closed
+    transport.write(conn.data_to_send())
+"""
+
+import contextlib
+from collections import deque
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from bascule.proto.events import BodyChunk, BodyEnd, Headers, RequestReceived
+from bascule.proto.http2.flow import OutboundQueue
+from bascule.proto.limits import Http2Limits
+
+_SETTINGS = h2.settings.SettingCodes
+
+# Fields that are only meaningful hop-by-hop on HTTP/1.1 (RFC 9113 §8.2.2).
+_CONNECTION_FIELDS = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+
+class StreamReset:
+    """The client reset a stream (or h2 did, for a stream it refused)."""
+
+    __slots__ = ("error_code", "stream_id")
+
+    def __init__(self, stream_id: int, error_code: int) -> None:
+        self.stream_id = stream_id
+        self.error_code = error_code
+
+    def __repr__(self) -> str:
+        return f"StreamReset({self.stream_id}, {self.error_code})"
+
+
+class ConnectionEnded:
+    """The peer sent GOAWAY, or the connection failed (we sent GOAWAY)."""
+
+    __slots__ = ("error_code", "reason")
+
+    def __init__(self, error_code: int, reason: str) -> None:
+        self.error_code = error_code
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"ConnectionEnded({self.error_code}, {self.reason!r})"
+
+
+H2Event = RequestReceived | BodyChunk | BodyEnd | StreamReset | ConnectionEnded
+
+
+class H2Connection:
+    """Server side of an HTTP/2 connection."""
+
+    def __init__(self, limits: Http2Limits | None = None) -> None:
+        self.limits = limits = limits or Http2Limits()
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=True,
+            normalize_inbound_headers=True,
+        )
+        self._h2 = conn = h2.connection.H2Connection(config=config)
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                _SETTINGS.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+                _SETTINGS.INITIAL_WINDOW_SIZE: limits.initial_window_size,
+                _SETTINGS.MAX_FRAME_SIZE: limits.max_inbound_frame_size,
+                _SETTINGS.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
+                _SETTINGS.ENABLE_CONNECT_PROTOCOL: 1,
+            },
+        )
+        conn.max_inbound_frame_size = limits.max_inbound_frame_size
+        self.queue = OutboundQueue()
+        self._resets: deque[int] = deque()
+        self._streams_opened = 0
+        self._control_frames = 0
+        self.last_stream_id = 0
+        self.closed = False
+
+    # set-up ----------------------------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue our connection preface (SETTINGS)."""
+        self._h2.initiate_connection()
+
+    def initiate_upgrade(self, settings_header: bytes) -> None:
+        """Start after an HTTP/1.1 ``Upgrade: h2c`` (the request becomes stream 1)."""
+        self._h2.initiate_upgrade_connection(settings_header)
+        self.last_stream_id = 1
+
+    # receiving ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[H2Event]:
+        """Feed bytes; return the events they complete (errors end the connection)."""
+        if self.closed:
+            return []
+        try:
+            events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 already queued GOAWAY with the right error code.
+            self.closed = True
+            code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            return [ConnectionEnded(int(code), f"HTTP/2 protocol error: {exc}")]
+        out: list[H2Event] = []
+        for event in events:
+            etype = type(event)
+            if etype is h2.events.DataReceived:
+                if event.data:  # type: ignore[attr-defined]
+                    self._control_frames = 0
+                    out.append(BodyChunk(event.stream_id, event.data))  # type: ignore[attr-defined]
+                    length = event.flow_controlled_length - len(event.data)  # type: ignore[attr-defined]
+                    if length:  # padding: credit it at once, the app never sees it
+                        self._h2.acknowledge_received_data(length, event.stream_id)  # type: ignore[attr-defined]
+                else:
+                    self._count_control()
+                    if event.flow_controlled_length:  # type: ignore[attr-defined]
+                        self._h2.acknowledge_received_data(
+                            event.flow_controlled_length,  # type: ignore[attr-defined]
+                            event.stream_id,  # type: ignore[attr-defined]
+                        )
+                if event.stream_ended is not None:  # type: ignore[attr-defined]
+                    out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
+            elif etype is h2.events.RequestReceived:
+                out.append(self._request(event))  # type: ignore[arg-type]
+                if event.stream_ended is not None:  # type: ignore[attr-defined]
+                    out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
+            elif etype is h2.events.StreamEnded:
+                out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
+            elif etype is h2.events.StreamReset:
+                stream_id = event.stream_id  # type: ignore[attr-defined]
+                self.queue.drop(stream_id)
+                out.append(StreamReset(stream_id, int(event.error_code)))  # type: ignore[attr-defined]
+                if event.remote_reset and self._count_reset():  # type: ignore[attr-defined]
+                    out.append(self._calm("too many stream resets (rapid reset)"))
+                    break
+            elif etype is h2.events.WindowUpdated:
+                self._flush_window()
+            elif etype is h2.events.RemoteSettingsChanged:
+                self._count_control()
+                self._flush_window()  # INITIAL_WINDOW_SIZE may have grown
+            elif etype is h2.events.PingReceived:
+                self._count_control()
+            elif etype is h2.events.ConnectionTerminated:
+                self.closed = True
+                out.append(
+                    ConnectionEnded(int(event.error_code or 0), "client sent GOAWAY")  # type: ignore[attr-defined]
+                )
+            elif etype is h2.events.TrailersReceived and event.stream_ended is not None:  # type: ignore[attr-defined]
+                out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
+            if self._control_frames > self.limits.control_frame_budget:
+                out.append(self._calm("too many SETTINGS/PING/empty DATA frames"))
+                break
+        return out
+
+    def _request(self, event: h2.events.RequestReceived) -> RequestReceived:
+        stream_id = event.stream_id
+        self.last_stream_id = max(self.last_stream_id, stream_id)
+        self._streams_opened += 1
+        method = path = authority = protocol = b""
+        headers: Headers = []
+        for name, value in event.headers:
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    authority = value
+                elif name == b":protocol":
+                    protocol = value
+            else:
+                headers.append((name, value))
+        if authority and not any(n == b"host" for n, _ in headers):
+            headers.insert(0, (b"host", authority))
+        target, _, query = path.partition(b"?")
+        if b"#" in query:
+            query = query.partition(b"#")[0]
+        return RequestReceived(
+            stream_id,
+            method.decode("ascii", "replace"),
+            target or b"/",
+            query,
+            headers,
+            "2",
+            True,
+            False,
+            bool(protocol),
+            protocol,
+        )
+
+    def _count_reset(self) -> bool:
+        """Record a client reset; True when the client exceeded the budget."""
+        resets = self._resets
+        resets.append(self._streams_opened)
+        window_start = self._streams_opened - self.limits.reset_window
+        while resets and resets[0] <= window_start:
+            resets.popleft()
+        return len(resets) > self.limits.max_resets
+
+    def _count_control(self) -> None:
+        self._control_frames += 1
+
+    def _calm(self, reason: str) -> ConnectionEnded:
+        self.closed = True
+        code = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        self._h2.close_connection(code, last_stream_id=self.last_stream_id)
+        return ConnectionEnded(int(code), reason)
+
+    # app-facing flow control -----------------------------------------------------------
+
+    def consumed(self, stream_id: int, size: int) -> None:
+        """The app read ``size`` body bytes of ``stream_id``: re-open that much window."""
+        if size and not self.closed:
+            # A stream that ended meanwhile raises; the connection window is credited anyway.
+            with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                self._h2.acknowledge_received_data(size, stream_id)
+
+    # sending -------------------------------------------------------------------------------
+
+    def send_head(self, stream_id: int, status: int, headers: Headers, end: bool = False) -> None:
+        """Response head (final or 1xx).  Connection-specific fields are dropped."""
+        fields = [(b":status", b"%d" % status)]
+        fields.extend(
+            (name.lower(), value)
+            for name, value in headers
+            if name.lower() not in _CONNECTION_FIELDS
+        )
+        self._h2.send_headers(stream_id, fields, end_stream=end)
+
+    def send_body(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        """Body bytes; what the windows do not allow now is queued (see ``pending``)."""
+        self.queue.push(stream_id, data, end)
+        self._flush_stream(stream_id)
+
+    def send_trailers(self, stream_id: int, headers: Headers) -> None:
+        """Trailer fields; they end the stream (after any queued body)."""
+        self.queue.push_trailers(stream_id, [(n.lower(), v) for n, v in headers])
+        self._flush_stream(stream_id)
+
+    def reset(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
+        """Abort one stream (RST_STREAM)."""
+        self.queue.drop(stream_id)
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            self._h2.reset_stream(stream_id, error_code)
+
+    def push(
+        self, stream_id: int, path: bytes, authority: bytes, scheme: bytes, headers: Headers
+    ) -> int | None:
+        """Server push of a GET ``path``; returns the promised stream id, or None if refused."""
+        if not self._h2.remote_settings.enable_push:
+            return None
+        promised = self._h2.get_next_available_stream_id()
+        request = [
+            (b":method", b"GET"),
+            (b":path", path),
+            (b":authority", authority),
+            (b":scheme", scheme),
+            *[(n.lower(), v) for n, v in headers],
+        ]
+        try:
+            self._h2.push_stream(stream_id, promised, request)
+        except h2.exceptions.ProtocolError:
+            return None
+        return promised
+
+    def goaway(self, error_code: int = 0) -> None:
+        """GOAWAY with the last stream id we processed: open streams may finish."""
+        if not self.closed:
+            self._h2.close_connection(error_code, last_stream_id=self.last_stream_id)
+
+    def pending(self, stream_id: int) -> int:
+        """Body bytes of ``stream_id`` waiting for flow-control window."""
+        return self.queue.pending(stream_id)
+
+    def data_to_send(self) -> bytes:
+        return self._h2.data_to_send()
+
+    # the scheduler ---------------------------------------------------------------------------
+
+    def _flush_window(self) -> None:
+        for stream_id in self.queue.streams():
+            self._flush_stream(stream_id)
+
+    def _flush_stream(self, stream_id: int) -> None:
+        conn = self._h2
+        queue = self.queue
+        while True:
+            item = queue.peek(stream_id)
+            if item is None:
+                return
+            data, end, trailers = item
+            if trailers is not None:
+                queue.pop(stream_id, 0)
+                conn.send_headers(stream_id, trailers, end_stream=True)
+                continue
+            try:
+                window = conn.local_flow_control_window(stream_id)
+            except h2.exceptions.StreamClosedError:
+                queue.drop(stream_id)
+                return
+            size = min(len(data), window, conn.max_outbound_frame_size)
+            if size <= 0 and data:
+                return  # wait for WINDOW_UPDATE
+            chunk = data[:size]
+            last = end and size == len(data)
+            conn.send_data(stream_id, chunk, end_stream=last)
+            queue.pop(stream_id, size)
