@@ -248,7 +248,9 @@ def test_scope_dicts_are_not_shared(live: Live) -> None:
     with httpx.Client(base_url=server.url) as client:
         client.get("/")
         client.get("/")
-    assert seen[1] == ({"version": "3.0", "spec_version": "2.4"}, {})
+    assert seen[1][0] == {"version": "3.0", "spec_version": "2.4"}
+    assert "leak" not in seen[1][1]
+    assert "http.response.early_hint" in seen[1][1]
 
 
 def test_invalid_body_after_held_start_gets_500(live: Live) -> None:

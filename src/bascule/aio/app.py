@@ -10,13 +10,14 @@ connection once the response started) and logs it.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bascule.asgi.http import CycleState, HttpCycle
+from bascule.asgi.http import CycleState, FileBody, HttpCycle, Push
 from bascule.errors import AppMessageError, ClientDisconnected
 from bascule.logs import error_log
 from bascule.proto.errors import LocalProtocolError
-from bascule.proto.events import BodyChunk, BodyEnd, ResponseHead
+from bascule.proto.events import BodyChunk, BodyEnd, InformationalResponse, ResponseHead
 
 if TYPE_CHECKING:
     from bascule.aio.server import ServerState
@@ -55,6 +56,7 @@ class CycleHost(Protocol):
     def response_complete(self, cycle: RequestCycle) -> None: ...
     def cycle_finished(self, cycle: RequestCycle) -> None: ...
     def abort(self) -> None: ...
+    def push(self, push: Push) -> None: ...
 
 
 #: Unread request body above which the driver stops reading the socket.
@@ -63,6 +65,8 @@ BODY_HIGH_WATER = 64 * 1024
 _EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _500_BODY = b"Internal Server Error\n"
+#: Bytes read per step when a file is the body (pathsend / zerocopysend).
+_FILE_CHUNK = 256 * 1024
 
 
 class RequestCycle:
@@ -182,6 +186,12 @@ class RequestCycle:
                     self.http.state = CycleState.START  # nothing written: a 500 is still possible
                     raise
                 return
+            elif etype is FileBody:
+                out = await self._send_file(event, out)  # type: ignore[arg-type]
+            elif etype is InformationalResponse:
+                driver.write(conn.send(event))
+            elif etype is Push:
+                driver.push(event)  # type: ignore[arg-type]
             else:
                 out += conn.send(event)
         self.pending_head = b""
@@ -195,6 +205,49 @@ class RequestCycle:
             await driver.drain()
             if self.disconnected:
                 raise ClientDisconnected("client disconnected")
+
+    async def _send_file(self, event: FileBody, out: bytes) -> bytes:
+        """Send a file's bytes as body (pathsend / zerocopysend); return what is left to write."""
+        driver = self.driver
+        conn = driver.conn
+        loop = driver.loop
+        if event.path is not None:
+            try:
+                f = open(event.path, "rb")  # noqa: SIM115 - closed in finally
+            except OSError as exc:
+                raise AppMessageError(
+                    f"http.response.pathsend: cannot open {event.path!r}: {exc.strerror}"
+                ) from None
+            fd, pos, remaining = f.fileno(), 0, None
+        else:
+            f = None
+            fd = event.file.fileno()
+            pos = event.offset if event.offset is not None else os.lseek(fd, 0, os.SEEK_CUR)
+            remaining = event.count
+        try:
+            while remaining is None or remaining > 0:
+                size = _FILE_CHUNK if remaining is None else min(_FILE_CHUNK, remaining)
+                data = await loop.run_in_executor(None, os.pread, fd, size, pos)
+                if not data:
+                    break
+                pos += len(data)
+                if remaining is not None:
+                    remaining -= len(data)
+                self.sent_bytes += len(data)
+                out += conn.send(BodyChunk(1, data))
+                self.pending_head = b""
+                driver.write(out)
+                out = b""
+                if driver.write_paused:
+                    await driver.drain()
+                    if self.disconnected:
+                        raise ClientDisconnected("client disconnected")
+            if event.file is not None and event.offset is None:
+                os.lseek(fd, pos, os.SEEK_SET)  # as if the app had read it
+        finally:
+            if f is not None:
+                f.close()
+        return out
 
     # the app task ------------------------------------------------------------
 

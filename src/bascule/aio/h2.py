@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from bascule.aio.app import RequestCycle
+from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope
 from bascule.logs import ACCESS_FORMAT, TRACE, access_log, error_log
 from bascule.proto.errors import LocalProtocolError
@@ -32,6 +33,14 @@ if TYPE_CHECKING:
     from bascule.aio.server import ServerState
 
 _CANCEL = 0x8  # RST_STREAM CANCEL
+
+#: What every HTTP/2 stream's scope advertises.
+H2_EXTENSIONS: dict[str, dict[str, Any]] = {
+    "http.response.trailers": {},
+    "http.response.early_hint": {},
+    "http.response.pathsend": {},
+    "http.response.zerocopysend": {},
+}
 _INTERNAL_ERROR = 0x2
 
 
@@ -99,10 +108,13 @@ class H2Stream:
                 h2c.send_body(self.stream_id, data)
             return h2c.data_to_send()
         if etype is BodyEnd:
+            trailers = event.trailers
             if head is not None:
                 self.held_head = None
-                h2c.send_head(self.stream_id, head.status, head.headers, end=True)
-            else:
+                h2c.send_head(self.stream_id, head.status, head.headers, end=not trailers)
+            if trailers:
+                h2c.send_trailers(self.stream_id, trailers)
+            elif head is None:
                 h2c.send_body(self.stream_id, b"", end=True)
             self.ended = True
             return h2c.data_to_send()
@@ -163,6 +175,10 @@ class H2Stream:
         self.held_head = None
         self.driver.h2.reset(self.stream_id, _INTERNAL_ERROR)
         self.driver.flush()
+
+    def push(self, push: Push) -> None:
+        """Promise ``push.path`` and serve it on a new stream (if the client allows push)."""
+        self.driver.push(self, push)
 
 
 class H2Driver(asyncio.Protocol):
@@ -245,7 +261,7 @@ class H2Driver(asyncio.Protocol):
 
     # streams ----------------------------------------------------------------------------------
 
-    def _start_stream(self, request: RequestReceived) -> None:
+    def _start_stream(self, request: RequestReceived, push_promise: bool = False) -> None:
         server = self.server
         stream = H2Stream(self, request.stream_id)
         self.streams[request.stream_id] = stream
@@ -255,7 +271,7 @@ class H2Driver(asyncio.Protocol):
             self.h2.send_head(request.stream_id, 501, [(b"content-length", b"0")], end=True)
             del self.streams[request.stream_id]
             return
-        scope = http_scope(request, self.info, server.lifespan_state, self.extensions)
+        scope = http_scope(request, self.info, server.lifespan_state, self.stream_extensions())
         cycle = RequestCycle(stream, scope, perf_counter())
         stream.cycle = cycle
         limit = server.limit_concurrency
@@ -277,6 +293,31 @@ class H2Driver(asyncio.Protocol):
         stream.task = task
         server.tasks.add(task)
         task.add_done_callback(server.tasks.discard)
+
+    def push(self, parent: H2Stream, push: Push) -> None:
+        cycle = parent.cycle
+        if cycle is None or self.closing:
+            return
+        scope = cycle.scope
+        authority = next((v for n, v in scope["headers"] if n == b"host"), b"")
+        promised = self.h2.push(
+            parent.stream_id,
+            push.path.encode("utf-8"),
+            authority,
+            self.info.scheme.encode("ascii"),
+            push.headers,
+        )
+        if promised is None:
+            return  # the client disabled push: nothing to do
+        path, _, query = push.path.encode("utf-8").partition(b"?")
+        request = RequestReceived(
+            promised, "GET", path, query, [(b"host", authority), *push.headers], "2", True, False
+        )
+        self._start_stream(request, push_promise=True)
+        stream = self.streams.get(promised)
+        if stream is not None and stream.cycle is not None:
+            stream.cycle.feed_end()  # a pushed request has no body
+        self.flush()
 
     def _reset(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)
@@ -305,6 +346,14 @@ class H2Driver(asyncio.Protocol):
             if self.closing:
                 self.flush()
                 self.transport.close()
+
+    def stream_extensions(self) -> dict[str, Any]:
+        """The ASGI extensions HTTP/2 streams support (push only if the client allows it)."""
+        extensions = dict(self.extensions)
+        extensions.update(H2_EXTENSIONS)
+        if self.h2.push_allowed:
+            extensions["http.response.push"] = {}
+        return extensions
 
     # output -------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bascule.aio.app import RequestCycle
 from bascule.aio.h2 import H2Driver
 from bascule.aio.websocket import WebSocketSession
+from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
 from bascule.logs import ACCESS_FORMAT, REJECTED_FORMAT, TRACE, access_log, error_log
 from bascule.proto.errors import RemoteProtocolError
@@ -27,6 +28,14 @@ from bascule.proto.ws.handshake import validate as validate_handshake
 
 if TYPE_CHECKING:
     from bascule.aio.server import ServerState
+
+#: What every HTTP/1.1 request's scope advertises.
+H1_EXTENSIONS: dict[str, Any] = {
+    "http.response.early_hint": {},
+    "http.response.pathsend": {},
+    "http.response.zerocopysend": {},
+}
+_TRAILERS: dict[str, Any] = {"http.response.trailers": {}}
 
 _ERROR_BODIES = {
     400: b"Bad Request\n",
@@ -64,6 +73,7 @@ class HttpDriver(asyncio.Protocol):
         "conn",
         "cycle",
         "extensions",
+        "extensions_trailers",
         "head_started",
         "idle_since",
         "info",
@@ -83,8 +93,10 @@ class HttpDriver(asyncio.Protocol):
         self.conn = H1Connection(server.limits, server.accept_upgrades)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.cycle: RequestCycle | None = None
-        #: ASGI extensions of this connection's scopes (``tls`` on TLS connections).
-        self.extensions: dict[str, Any] = server.extensions
+        #: ASGI extensions of this connection's scopes (``tls`` on TLS connections);
+        #: trailers only for requests that said ``TE: trailers``.
+        self.extensions: dict[str, Any] = H1_EXTENSIONS
+        self.extensions_trailers: dict[str, Any] = {**H1_EXTENSIONS, **_TRAILERS}
         #: The WebSocket session deciding on this connection's upgrade request.
         self.upgrading: WebSocketSession | None = None
         self.info: ConnInfo = ConnInfo(None, None, scheme, server.root_path)
@@ -120,7 +132,9 @@ class HttpDriver(asyncio.Protocol):
         self._sniffing = state.http2
         if state.tls is not None:
             ssl_object = transport.get_extra_info("ssl_object")
-            self.extensions = {"tls": state.tls.extension(ssl_object)}
+            tls = {"tls": state.tls.extension(ssl_object)}
+            self.extensions = {**H1_EXTENSIONS, **tls}
+            self.extensions_trailers = {**self.extensions, **_TRAILERS}
             self._sniffing = False
             alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
             if state.http2 and from_alpn(alpn) == "h2":
@@ -228,7 +242,12 @@ class HttpDriver(asyncio.Protocol):
         if request.upgrade and server.ws_enabled and is_websocket_upgrade(request):
             self._start_websocket(request)
             return
-        scope = http_scope(request, self.info, server.lifespan_state, self.extensions)
+        scope = http_scope(
+            request,
+            self.info,
+            server.lifespan_state,
+            self.extensions_trailers if request.te_trailers else self.extensions,
+        )
         cycle = RequestCycle(self, scope, perf_counter())
         self.cycle = cycle
         limit = server.limit_concurrency
@@ -253,8 +272,9 @@ class HttpDriver(asyncio.Protocol):
             error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
             self._close_with_status(503)
             return
+        tls = {"tls": self.extensions["tls"]} if "tls" in self.extensions else None
         scope = websocket_scope(
-            request, self.info, server.lifespan_state, handshake.subprotocols, self.extensions
+            request, self.info, server.lifespan_state, handshake.subprotocols, tls
         )
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
@@ -366,6 +386,9 @@ class HttpDriver(asyncio.Protocol):
         if not self._body_paused:
             self._body_paused = True
             self._update_reading()
+
+    def push(self, push: Push) -> None:
+        """Server push does not exist on HTTP/1.1 (the extension is not advertised here)."""
 
     def body_consumed(self, size: int) -> None:
         """The app took ``size`` bytes of request body: read again if we had paused."""

@@ -13,7 +13,13 @@ from enum import IntEnum
 from typing import Any
 
 from bascule.errors import AppMessageError
-from bascule.proto.events import BodyChunk, BodyEnd, Headers, ResponseHead
+from bascule.proto.events import (
+    BodyChunk,
+    BodyEnd,
+    Headers,
+    InformationalResponse,
+    ResponseHead,
+)
 
 
 class CycleState(IntEnum):
@@ -21,7 +27,8 @@ class CycleState(IntEnum):
 
     START = 0  # nothing sent yet
     BODY = 1  # start sent, body open
-    DONE = 2  # last body sent
+    DONE = 2  # last body (and trailers) sent
+    TRAILERS = 3  # last body sent, trailers announced and still to come
 
 
 def _describe(value: object) -> str:
@@ -93,17 +100,63 @@ def _body_of(kind: str, message: Any) -> tuple[bytes, bool]:
     return body, more
 
 
-class HttpCycle:
-    """Validates one response's ASGI messages and turns them into protocol events."""
+class FileBody:
+    """``http.response.pathsend`` / ``http.response.zerocopysend``: body bytes from a file.
 
-    __slots__ = ("state", "status", "stream_id")
+    The I/O layer reads the file (``path``, or the open ``file`` from ``offset``
+    for ``count`` bytes, all when None) and sends it as body; ``more`` as in
+    ``http.response.body``.
+    """
+
+    __slots__ = ("count", "file", "more", "offset", "path")
+
+    def __init__(
+        self,
+        path: str | None,
+        file: Any,
+        offset: int | None,
+        count: int | None,
+        more: bool,
+    ) -> None:
+        self.path = path
+        self.file = file
+        self.offset = offset
+        self.count = count
+        self.more = more
+
+
+class Push:
+    """``http.response.push``: a server push promise (HTTP/2 only)."""
+
+    __slots__ = ("headers", "path")
+
+    def __init__(self, path: str, headers: Headers) -> None:
+        self.path = path
+        self.headers = headers
+
+
+CycleEvent = ResponseHead | BodyChunk | BodyEnd | InformationalResponse | FileBody | Push
+
+
+class HttpCycle:
+    """Validates one response's ASGI messages and turns them into protocol events.
+
+    States: START → (``http.response.start``) BODY → (last body) DONE, or
+    → TRAILERS when the start message announced ``trailers`` → DONE after
+    the last ``http.response.trailers``.  ``http.response.early_hint`` and
+    ``http.response.push`` are allowed where the spec allows them.
+    """
+
+    __slots__ = ("state", "status", "stream_id", "trailers", "wants_trailers")
 
     def __init__(self, stream_id: int = 1) -> None:
         self.stream_id = stream_id
         self.state = CycleState.START
         self.status = 0
+        self.wants_trailers = False
+        self.trailers: Headers = []
 
-    def on_message(self, message: Any) -> list[ResponseHead | BodyChunk | BodyEnd]:
+    def on_message(self, message: Any) -> list[CycleEvent]:
         """Events for ``message``; raises AppMessageError if it breaks the spec."""
         try:
             mtype = message["type"]
@@ -113,19 +166,11 @@ class HttpCycle:
             ) from None
         state = self.state
         if mtype == "http.response.body":
-            if state is not CycleState.BODY:
-                raise AppMessageError(
-                    "http.response.body sent before http.response.start"
-                    if state is CycleState.START
-                    else "http.response.body sent after the response was complete"
-                )
+            self._expect_body(mtype, state)
             body, more = _body_of(mtype, message)
             if more:
                 return [BodyChunk(self.stream_id, body)] if body else []
-            self.state = CycleState.DONE
-            if body:
-                return [BodyChunk(self.stream_id, body), BodyEnd(self.stream_id)]
-            return [BodyEnd(self.stream_id)]
+            return self._last_body([BodyChunk(self.stream_id, body)] if body else [])
         if mtype == "http.response.start":
             if state is not CycleState.START:
                 raise AppMessageError("http.response.start sent twice")
@@ -135,7 +180,97 @@ class HttpCycle:
             if not 200 <= status <= 999:
                 raise AppMessageError(f"{mtype}: status must be in 200..999, got {status}")
             headers = check_headers(mtype, message.get("headers", ()))
+            trailers = message.get("trailers", False)
+            if type(trailers) is not bool:
+                raise AppMessageError(
+                    f"{mtype}: trailers must be a bool, got {_describe(trailers)}"
+                )
+            self.wants_trailers = trailers
             self.state = CycleState.BODY
             self.status = status
             return [ResponseHead(self.stream_id, status, headers)]
+        return self._extension(mtype, state, message)
+
+    def _expect_body(self, mtype: str, state: CycleState) -> None:
+        if state is not CycleState.BODY:
+            raise AppMessageError(
+                f"{mtype} sent before http.response.start"
+                if state is CycleState.START
+                else f"{mtype} sent after the response body was complete"
+                if state is CycleState.TRAILERS
+                else f"{mtype} sent after the response was complete"
+            )
+
+    def _last_body(self, events: list[CycleEvent]) -> list[CycleEvent]:
+        if self.wants_trailers:
+            self.state = CycleState.TRAILERS
+            return events
+        self.state = CycleState.DONE
+        events.append(BodyEnd(self.stream_id))
+        return events
+
+    def _extension(self, mtype: object, state: CycleState, message: Any) -> list[CycleEvent]:
+        if mtype == "http.response.trailers":
+            if state is not CycleState.TRAILERS:
+                raise AppMessageError(
+                    "http.response.trailers sent without trailers=True in http.response.start"
+                    if not self.wants_trailers
+                    else "http.response.trailers sent before the last http.response.body"
+                    if state is not CycleState.DONE
+                    else "http.response.trailers sent after the response was complete"
+                )
+            self.trailers.extend(check_headers(mtype, message.get("headers", ())))
+            more = message.get("more_trailers", False)
+            if type(more) is not bool:
+                raise AppMessageError(
+                    f"{mtype}: more_trailers must be a bool, got {_describe(more)}"
+                )
+            if more:
+                return []
+            self.state = CycleState.DONE
+            return [BodyEnd(self.stream_id, self.trailers)]
+        if mtype == "http.response.early_hint":
+            if state is not CycleState.START:
+                raise AppMessageError(f"{mtype} sent after http.response.start")
+            links = message.get("links")
+            if not isinstance(links, list | tuple) or not all(type(x) is bytes for x in links):
+                raise AppMessageError(
+                    f"{mtype}: links must be a list of bytes, got {_describe(links)}"
+                )
+            return [InformationalResponse(self.stream_id, 103, [(b"link", x) for x in links])]
+        if mtype == "http.response.pathsend":
+            self._expect_body(mtype, state)
+            path = message.get("path")
+            if type(path) is not str or not path.startswith("/"):
+                raise AppMessageError(
+                    f"{mtype}: path must be an absolute path str, got {_describe(path)}"
+                )
+            return [FileBody(path, None, None, None, False), *self._last_body([])]
+        if mtype == "http.response.zerocopysend":
+            self._expect_body(mtype, state)
+            file = message.get("file")
+            if not hasattr(file, "fileno"):
+                raise AppMessageError(
+                    f"{mtype}: file must be a file object with fileno(), got {_describe(file)}"
+                )
+            offset, count = message.get("offset"), message.get("count")
+            for name, value in (("offset", offset), ("count", count)):
+                if value is not None and (type(value) is not int or value < 0):
+                    raise AppMessageError(
+                        f"{mtype}: {name} must be an int >= 0, got {_describe(value)}"
+                    )
+            more = message.get("more_body", False)
+            if type(more) is not bool:
+                raise AppMessageError(f"{mtype}: more_body must be a bool, got {_describe(more)}")
+            events: list[CycleEvent] = [FileBody(None, file, offset, count, more)]
+            return events if more else self._last_body(events)
+        if mtype == "http.response.push":
+            if state is CycleState.DONE:
+                raise AppMessageError(f"{mtype} sent after the response was complete")
+            path = message.get("path")
+            if type(path) is not str or not path.startswith("/"):
+                raise AppMessageError(
+                    f"{mtype}: path must be a str starting with '/', got {_describe(path)}"
+                )
+            return [Push(path, check_headers(mtype, message.get("headers", ())))]
         raise AppMessageError(f"unexpected message type {mtype!r} for an http scope")

@@ -21,6 +21,7 @@ class RequestReceived:
         "protocol",
         "query",
         "stream_id",
+        "te_trailers",
         "upgrade",
     )
 
@@ -49,6 +50,8 @@ class RequestReceived:
         self.upgrade = upgrade
         #: HTTP/2 extended CONNECT ``:protocol`` (RFC 8441), e.g. b"websocket".
         self.protocol = protocol
+        #: The client accepts trailer fields (``TE: trailers``).
+        self.te_trailers = False
 
     def __repr__(self) -> str:
         return f"RequestReceived({self.method} {self.path!r} HTTP/{self.http_version})"
@@ -68,15 +71,16 @@ class BodyChunk:
 
 
 class BodyEnd:
-    """End of a request or response body."""
+    """End of a request or response body, with the trailer fields, if any."""
 
-    __slots__ = ("stream_id",)
+    __slots__ = ("stream_id", "trailers")
 
-    def __init__(self, stream_id: int) -> None:
+    def __init__(self, stream_id: int, trailers: "Headers | None" = None) -> None:
         self.stream_id = stream_id
+        self.trailers = trailers
 
     def __repr__(self) -> str:
-        return "BodyEnd()"
+        return "BodyEnd()" if self.trailers is None else f"BodyEnd(trailers={len(self.trailers)})"
 
 
 class ResponseHead:

@@ -94,6 +94,7 @@ class H1Connection:
         "request_version",
         "response_status",
         "their_done",
+        "trailers_ok",
         "upgrade_data",
     )
 
@@ -116,6 +117,7 @@ class H1Connection:
         self.request_version = "1.1"
         self.continue_pending = False
         self.response_status = 0
+        self.trailers_ok = False
         #: Bytes received after an upgrade request (the new protocol's first bytes).
         self.upgrade_data: bytearray | None = None
 
@@ -221,6 +223,7 @@ class H1Connection:
             self.request_version = event.http_version
             self.keep_alive = event.keep_alive
             self.continue_pending = event.expect_continue
+            self.trailers_ok = event.te_trailers
         return event
 
     @property
@@ -259,7 +262,18 @@ class H1Connection:
         if etype is BodyChunk:
             return self._chunk_writer(self._body, event.data)  # type: ignore[union-attr]
         if etype is BodyEnd:
-            out = self._end_writer(self._body)
+            trailers = event.trailers  # type: ignore[union-attr]
+            if trailers and self.trailers_ok and self._chunk_writer is BodyWriter.chunked:
+                lines = [b"%b: %b\r\n" % pair for pair in trailers]
+                for name, _ in trailers:
+                    if name not in KNOWN_NAMES:
+                        lower_name(trailers, name)
+                check_values(trailers, lines)
+                out = b"0\r\n" + b"".join(lines) + b"\r\n"
+            else:
+                out = self._end_writer(
+                    self._body
+                )  # trailers the client did not ask for are dropped
         elif etype is ResponseHead:
             out = self._head(event, defaults)  # type: ignore[arg-type]
         else:

@@ -113,6 +113,7 @@ class RequestReader:
             )
         host_count = 0
         expect_continue = False
+        te_trailers = False
         chunked = False
         for name, value in headers:
             if name == b"host":
@@ -137,6 +138,8 @@ class RequestReader:
                     )
             elif name == b"expect" and value.lower() == b"100-continue" and version == "1.1":
                 expect_continue = True
+            elif name == b"te" and b"trailers" in value.lower():
+                te_trailers = True
         if host_count != 1 and version == "1.1":
             raise RemoteProtocolError(
                 "HTTP/1.1 request without a Host header"
@@ -166,19 +169,19 @@ class RequestReader:
             # connection switches protocols or closes after its response.
             keep_alive = False
         self.keep_alive = keep_alive
-        self.events.append(
-            RequestReceived(
-                1,
-                parser.get_method().decode("ascii"),
-                path,
-                query,
-                headers,
-                version,
-                keep_alive,
-                expect_continue,
-                upgrade,
-            )
+        request = RequestReceived(
+            1,
+            parser.get_method().decode("ascii"),
+            path,
+            query,
+            headers,
+            version,
+            keep_alive,
+            expect_continue,
+            upgrade,
         )
+        request.te_trailers = te_trailers
+        self.events.append(request)
 
     def on_body(self, body: bytes) -> None:
         self.progress = True

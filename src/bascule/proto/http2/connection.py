@@ -283,6 +283,11 @@ class H2Connection:
             return None
         return promised
 
+    @property
+    def push_allowed(self) -> bool:
+        """The client's SETTINGS_ENABLE_PUSH."""
+        return bool(self._h2.remote_settings.enable_push)
+
     def goaway(self, error_code: int = 0) -> None:
         """GOAWAY with the last stream id we processed: open streams may finish."""
         if not self.closed:
