@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 _CONNECT: dict[str, Any] = {"type": "websocket.connect"}
 
+#: Queued outgoing bytes written at once rather than at the end of the loop turn.
+_WRITE_AT_ONCE = 64 * 1024
+
 #: Received bytes held back (while the app reads earlier messages) before the
 #: socket stops being read.
 _HOLD_LIMIT = 64 * 1024
@@ -74,6 +77,9 @@ class WebSocketSession(asyncio.Protocol):
         self._close_deadline: asyncio.TimerHandle | None = None
         self.trace = driver.trace
         self._max_queue = self.server.ws_limits.max_queue
+        self._wbuf: list[bytes] = []
+        self._wsize = 0
+        self._write_scheduled = False
 
     # the app's callables ---------------------------------------------------------
 
@@ -369,16 +375,42 @@ class WebSocketSession(asyncio.Protocol):
             waiter.set_result(None)
 
     def _flush(self) -> None:
+        """Queue what the frame layer produced; write it once per loop turn.
+
+        Echo-style apps send many small messages per read; one write per turn
+        instead of one per message saves a system call each.  Large amounts go
+        out at once, and everything is written before the connection closes.
+        """
         conn = self.conn
         if conn is None:
             return
-        transport = self.transport
-        for chunk in conn.data_to_send():
-            if chunk:
-                if not transport.is_closing():
-                    transport.write(chunk)
-            else:
-                transport.close()  # the closing handshake is complete (or failed)
+        chunks = conn.data_to_send()
+        if not chunks:
+            return
+        pending = self._wbuf
+        for chunk in chunks:
+            if not chunk:
+                self._write_now()
+                self.transport.close()  # the closing handshake is complete (or failed)
+                return
+            pending.append(chunk)
+            self._wsize += len(chunk)
+        if self._wsize >= _WRITE_AT_ONCE:
+            self._write_now()
+        elif not self._write_scheduled:
+            self._write_scheduled = True
+            self.loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_scheduled = False
+        pending = self._wbuf
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._wsize = 0
+        if not self.transport.is_closing():
+            self.transport.write(data)
 
     async def _wait_drain(self) -> None:
         if not self.write_paused or self.transport.is_closing():

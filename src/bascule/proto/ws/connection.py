@@ -81,6 +81,8 @@ class WsClosed:
 WsEvent = WsMessage | WsPong | WsClosed
 
 _RESERVED_OPCODES = frozenset({3, 4, 5, 6, 7, 11, 12, 13, 14, 15})
+#: First header byte of a final, uncompressed text (0x81) or binary (0x82) frame.
+_PLAIN_DATA = frozenset({0x81, 0x82})
 
 
 class _Peek:
@@ -94,30 +96,30 @@ class _Peek:
         self.offset = 0
 
 
-def _scan(buf: bytearray) -> tuple[int, int, int] | None:
-    """(first header byte, payload length, header length) of the frame at the
-    front of ``buf``, or None if its header is not complete yet."""
-    n = len(buf)
+def _scan(buf: bytearray, pos: int) -> tuple[int, int, int] | None:
+    """(first header byte, payload length, header length) of the frame at
+    ``buf[pos:]``, or None if its header is not complete yet."""
+    n = len(buf) - pos
     if n < 2:
         return None
-    second = buf[1]
+    second = buf[pos + 1]
     length = second & 0x7F
     header_len = 2
     if length == 126:
         if n < 4:
             return None
-        length = (buf[2] << 8) | buf[3]
+        length = (buf[pos + 2] << 8) | buf[pos + 3]
         header_len = 4
     elif length == 127:
         if n < 10:
             return None
-        length = int.from_bytes(buf[2:10], "big")
+        length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
         header_len = 10
     if second & 0x80:
         header_len += 4
         if n < header_len:
             return None
-    return buf[0], length, header_len
+    return buf[pos], length, header_len
 
 
 class WsConnection:
@@ -131,6 +133,7 @@ class WsConnection:
         "_failing",
         "_fragments",
         "_max_size",
+        "_out",
         "_owed",
         "_peek",
         "_pending",
@@ -157,6 +160,7 @@ class WsConnection:
         self._failing = False
         self._max_size = limits.max_size
         self._room = -1
+        self._out: list[bytes] = []
 
     # receiving ---------------------------------------------------------------
     #
@@ -207,12 +211,14 @@ class WsConnection:
         buf = self._pending
         proto = self._proto
         self._room = room
-        while buf and proto.state is not State.CLOSED and not self._failing and self._room:
+        pos = 0
+        end = len(buf)
+        while pos < end and proto.state is not State.CLOSED and not self._failing and self._room:
             owed = self._owed
             if owed:
                 # The rest of a frame the Protocol has started on.
-                chunk = bytes(buf[:owed])
-                del buf[: len(chunk)]
+                chunk = bytes(buf[pos : pos + owed])
+                pos += len(chunk)
                 self._owed = owed - len(chunk)
                 if self._peek is not None and not self._peek_text(chunk):
                     break
@@ -220,36 +226,61 @@ class WsConnection:
                     self._peek = None
                 out.extend(self._feed(chunk))
                 continue
-            header = _scan(buf)
+            header = _scan(buf, pos)
             if header is None:
                 break  # fewer bytes than a header: wait
             first, length, header_len = header
             opcode = first & 0x0F
             if opcode in (1, 2):
                 self._compressed = bool(first & 0x40)  # RSV1 on the first frame only
+            total = header_len + length
+            if (
+                # Fast path: a whole, final, uncompressed, masked text/binary frame.
+                first in _PLAIN_DATA
+                and end - pos >= total
+                and buf[pos + 1] & 0x80
+                and proto.current_size is None
+                and proto.state is State.OPEN
+                and length <= self._max_size
+            ):
+                mask = bytes(buf[pos + header_len - 4 : pos + header_len])
+                payload = apply_mask(buf[pos + header_len : pos + total], mask)
+                pos += total
+                if first == 0x81:
+                    try:
+                        out.append(WsMessage(payload.decode()))
+                    except UnicodeDecodeError as exc:
+                        self._fail_utf8(exc)
+                        break
+                else:
+                    out.append(WsMessage(payload))
+                self._emitted = True
+                self._room -= 1
+                continue
             if (hold or self._emitted) and (
-                opcode == 8 or self._breaks_protocol(first, buf, length)
+                opcode == 8 or self._breaks_protocol(first, buf[pos + 1], length)
             ):
                 break  # let the app read (and answer) what came before
             if opcode == 8 and proto.current_size is not None:
                 # A close frame ends a fragmented message cleanly (Autobahn 7.1.5).
                 proto.current_size = None
                 self._fragments = []
-            total = header_len + length
-            if len(buf) >= total:
-                frame = bytes(buf[:total])
-                del buf[:total]
+            if end - pos >= total:
+                frame = bytes(buf[pos : pos + total])
+                pos += total
                 out.extend(self._feed(frame))
                 continue
             # The frame's payload is still arriving: hand over what we have and
             # check text as it comes.
-            chunk = bytes(buf)
-            buf.clear()
+            chunk = bytes(buf[pos:])
+            pos = end
             self._owed = total - len(chunk)
             self._start_peek(first, chunk, header_len, length)
             if self._peek is not None and not self._peek_text(chunk[header_len:]):
                 break
             out.extend(self._feed(chunk))
+        if pos:
+            del buf[:pos]
         if proto.state is State.CLOSED or self._failing:
             buf.clear()
             if not self._closed_reported:
@@ -267,8 +298,8 @@ class WsConnection:
                 self._room -= 1  # from -1 (no limit) it never reaches 0
         return events
 
-    def _breaks_protocol(self, first: int, buf: bytearray, length: int) -> bool:
-        """True when the header at the front of ``buf`` will fail the connection."""
+    def _breaks_protocol(self, first: int, second: int, length: int) -> bool:
+        """True when a frame with this header will fail the connection."""
         opcode = first & 0x0F
         if opcode < 3 and length + (self._proto.current_size or 0) > self._max_size:
             return True  # too big (1009)
@@ -276,7 +307,6 @@ class WsConnection:
             return True  # reserved bits without an extension that defines them
         if opcode in _RESERVED_OPCODES:
             return True
-        second = buf[1]
         if not second & 0x80:
             return True  # client frames must be masked
         if opcode >= 8 and (not first & 0x80 or second & 0x7F > 125):
@@ -391,10 +421,32 @@ class WsConnection:
 
     def send_message(self, data: str | bytes) -> None:
         """Queue a text (``str``) or binary (``bytes``) message."""
+        proto = self._proto
         if isinstance(data, str):
-            self._proto.send_text(data.encode())
+            payload = data.encode()
+            opcode = 0x81
         else:
-            self._proto.send_binary(data)
+            payload = data
+            opcode = 0x82
+        if proto.extensions or proto.state is not State.OPEN:
+            # Compression, or a state the library must judge (it raises).
+            if opcode == 0x81:
+                proto.send_text(payload)
+            else:
+                proto.send_binary(payload)
+            return
+        # Fast path: an unmasked server frame built here, after what the
+        # library has queued (pongs) so the order on the wire is kept.
+        out = self._out
+        out.extend(proto.data_to_send())
+        n = len(payload)
+        if n < 126:
+            out.append(bytes((opcode, n)) + payload)
+        elif n < 65536:
+            out.append(bytes((opcode, 126)) + n.to_bytes(2, "big") + payload)
+        else:
+            out.append(bytes((opcode, 127)) + n.to_bytes(8, "big"))
+            out.append(payload)
 
     def send_ping(self, data: bytes) -> None:
         self._proto.send_ping(data)
@@ -412,7 +464,14 @@ class WsConnection:
 
     def data_to_send(self) -> list[bytes]:
         """Bytes to write, in order; ``b""`` means close the TCP connection after them."""
-        return [b"" if chunk is SEND_EOF else chunk for chunk in self._proto.data_to_send()]
+        out = self._out
+        if out:
+            self._out = []
+        else:
+            out = []
+        for chunk in self._proto.data_to_send():
+            out.append(b"" if chunk is SEND_EOF else chunk)
+        return out
 
     # state ---------------------------------------------------------------------
 
