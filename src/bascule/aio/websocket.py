@@ -406,11 +406,14 @@ class WebSocketSession(asyncio.Protocol):
         pending = self._wbuf
         if not pending:
             return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        transport = self.transport
+        if not transport.is_closing():
+            if len(pending) == 1:
+                transport.write(pending[0])
+            else:
+                transport.writelines(pending)
         pending.clear()
         self._wsize = 0
-        if not self.transport.is_closing():
-            self.transport.write(data)
 
     async def _wait_drain(self) -> None:
         if not self.write_paused or self.transport.is_closing():

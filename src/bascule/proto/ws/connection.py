@@ -96,7 +96,7 @@ class _Peek:
         self.offset = 0
 
 
-def _scan(buf: bytearray, pos: int) -> tuple[int, int, int] | None:
+def _scan(buf: bytes | bytearray, pos: int) -> tuple[int, int, int] | None:
     """(first header byte, payload length, header length) of the frame at
     ``buf[pos:]``, or None if its header is not complete yet."""
     n = len(buf) - pos
@@ -183,8 +183,10 @@ class WsConnection:
         stays buffered (``buffered``); call :meth:`resume` when the app has
         read more.
         """
-        self._pending += data
-        return self._process(unread > 0, room)
+        if self._pending:
+            self._pending += data
+            return self._process(unread > 0, room)
+        return self._process(unread > 0, room, data)  # no copy into the buffer first
 
     def resume(self, unread: int = 0, room: int = -1) -> list[WsEvent]:
         """Process bytes held back by ``receive_data``, as far as the app's queue allows."""
@@ -206,9 +208,10 @@ class WsConnection:
             events.append(WsClosed(CloseCode.ABNORMAL_CLOSURE, "", True))
         return events
 
-    def _process(self, hold: bool, room: int) -> list[WsEvent]:
+    def _process(self, hold: bool, room: int, data: bytes | None = None) -> list[WsEvent]:
         out: list[WsEvent] = []
-        buf = self._pending
+        buf: bytes | bytearray = self._pending if data is None else data
+        view = memoryview(buf)
         proto = self._proto
         self._room = room
         pos = 0
@@ -243,8 +246,8 @@ class WsConnection:
                 and proto.state is State.OPEN
                 and length <= self._max_size
             ):
-                mask = bytes(buf[pos + header_len - 4 : pos + header_len])
-                payload = apply_mask(buf[pos + header_len : pos + total], mask)
+                mask = bytes(view[pos + header_len - 4 : pos + header_len])
+                payload = apply_mask(view[pos + header_len : pos + total], mask)
                 pos += total
                 if first == 0x81:
                     try:
@@ -279,10 +282,14 @@ class WsConnection:
             if self._peek is not None and not self._peek_text(chunk[header_len:]):
                 break
             out.extend(self._feed(chunk))
-        if pos:
-            del buf[:pos]
+        view.release()
+        if data is None:
+            if pos:
+                del self._pending[:pos]
+        elif pos < len(data):
+            self._pending += data[pos:]  # keep what could not be processed yet
         if proto.state is State.CLOSED or self._failing:
-            buf.clear()
+            self._pending.clear()
             if not self._closed_reported:
                 out.extend(self._events(()))
         self._emitted = False
@@ -347,8 +354,7 @@ class WsConnection:
         except UnicodeDecodeError as exc:
             self._peek = None
             self._owed = 0
-            self._pending.clear()
-            self._fail_utf8(exc)
+            self._fail_utf8(exc)  # _process clears what is pending
             return False
         return True
 
