@@ -25,6 +25,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import GoAwayFrame
 
 from bascule.proto.events import BodyChunk, BodyEnd, Headers, RequestReceived
 from bascule.proto.http2.flow import OutboundQueue
@@ -96,6 +97,9 @@ class H2Connection:
         self._control_frames = 0
         self.last_stream_id = 0
         self.closed = False
+        #: A graceful GOAWAY was sent: open streams finish, new ones are refused.
+        self.draining = False
+        self._early: list[bytes] = []
 
     # set-up ----------------------------------------------------------------------
 
@@ -141,6 +145,10 @@ class H2Connection:
                 if event.stream_ended is not None:  # type: ignore[attr-defined]
                     out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
             elif etype is h2.events.RequestReceived:
+                if self.draining and event.stream_id > self.last_stream_id:  # type: ignore[attr-defined]
+                    # Opened after our GOAWAY: refused, the client may retry elsewhere.
+                    self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
+                    continue
                 out.append(self._request(event))  # type: ignore[arg-type]
                 if event.stream_ended is not None:  # type: ignore[attr-defined]
                     out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
@@ -289,16 +297,34 @@ class H2Connection:
         return bool(self._h2.remote_settings.enable_push)
 
     def goaway(self, error_code: int = 0) -> None:
-        """GOAWAY with the last stream id we processed: open streams may finish."""
-        if not self.closed:
+        """GOAWAY with the last stream id we processed.
+
+        A graceful GOAWAY (NO_ERROR) is written by us, not through h2, whose
+        ``close_connection`` closes the state machine and would stop the open
+        streams from finishing; streams the client opens after it are refused.
+        """
+        if self.closed or self.draining:
+            return
+        if error_code:
+            self.closed = True
             self._h2.close_connection(error_code, last_stream_id=self.last_stream_id)
+            return
+        self.draining = True
+        frame = GoAwayFrame(0)
+        frame.last_stream_id = self.last_stream_id
+        frame.error_code = 0
+        self._early.append(frame.serialize())
 
     def pending(self, stream_id: int) -> int:
         """Body bytes of ``stream_id`` waiting for flow-control window."""
         return self.queue.pending(stream_id)
 
     def data_to_send(self) -> bytes:
-        return self._h2.data_to_send()
+        data = self._h2.data_to_send()
+        if self._early:
+            data = b"".join(self._early) + data
+            self._early.clear()
+        return data
 
     # the scheduler ---------------------------------------------------------------------------
 
