@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from bascule.aio.server import ServerState
 
 _CANCEL = 0x8  # RST_STREAM CANCEL
+#: A stream whose app has this much unread body is waiting on the app, not the client.
+_BODY_STALL_FLOOR = 1
 
 #: What every HTTP/2 stream's scope advertises.
 H2_EXTENSIONS: dict[str, dict[str, Any]] = {
@@ -49,12 +51,14 @@ class H2Stream:
 
     __slots__ = (
         "_drain",
+        "blocked_since",
         "continue_pending",
         "cycle",
         "driver",
         "ended",
         "held_head",
         "keep_alive",
+        "last_data",
         "loop",
         "server",
         "stream_id",
@@ -73,6 +77,8 @@ class H2Stream:
         self.keep_alive = True
         self.ended = False
         self._drain: asyncio.Future[None] | None = None
+        self.blocked_since = self.last_data = driver.server.now
+        self.blocked_since = self.last_data = driver.server.now
 
     # the "conn" side -------------------------------------------------------------
 
@@ -144,6 +150,7 @@ class H2Stream:
         self.driver.write(data)
 
     async def drain(self) -> None:
+        self.blocked_since = self.server.now
         while self.write_paused and not self.driver.transport.is_closing():
             if self.cycle is not None and self.cycle.disconnected:
                 return
@@ -226,6 +233,7 @@ class H2Driver(asyncio.Protocol):
             if etype is BodyChunk:
                 stream = self.streams.get(event.stream_id)  # type: ignore[union-attr]
                 if stream is not None and stream.cycle is not None:
+                    stream.last_data = self.server.now
                     stream.cycle.feed_body(event.data)  # type: ignore[union-attr]
                 else:  # nobody will read it: give the window back
                     self.h2.consumed(event.stream_id, len(event.data))  # type: ignore[union-attr]
@@ -319,6 +327,10 @@ class H2Driver(asyncio.Protocol):
             stream.cycle.feed_end()  # a pushed request has no body
         self.flush()
 
+    def _cancel(self, stream: H2Stream) -> None:
+        self.h2.reset(stream.stream_id, _CANCEL)
+        self._reset(stream.stream_id)
+
     def _reset(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)
         if stream is None:
@@ -391,7 +403,35 @@ class H2Driver(asyncio.Protocol):
         return bool(self.streams)
 
     def check_timeouts(self, now: float) -> None:
-        if not self.streams and now - self.idle_since > self.server.timeouts.keep_alive:
+        timeouts = self.server.timeouts
+        for stream in list(self.streams.values()):
+            cycle = stream.cycle
+            if cycle is None:
+                continue
+            if stream._drain is not None and now - stream.blocked_since > timeouts.write:
+                # The client keeps this stream's window (or the socket) shut.
+                error_log.warning(
+                    "HTTP/2 stream %d of %s blocked for %.3gs: reset",
+                    stream.stream_id,
+                    self.client_label,
+                    timeouts.write,
+                )
+                self._cancel(stream)
+            elif (
+                not cycle.body_done
+                and cycle.body_size < _BODY_STALL_FLOOR
+                and now - stream.last_data > timeouts.request_body
+            ):
+                error_log.warning(
+                    "HTTP/2 stream %d of %s: request body stalled for %.3gs: reset",
+                    stream.stream_id,
+                    self.client_label,
+                    timeouts.request_body,
+                )
+                self._cancel(stream)
+        if self.streams:
+            self.flush()
+        if not self.streams and now - self.idle_since > timeouts.keep_alive:
             self.h2.goaway()
             self.flush()
             self.transport.close()
