@@ -47,11 +47,11 @@ def test_start_then_single_body() -> None:
     assert state_of(cycle) is CycleState.BODY
     assert cycle.status == 201
 
-    chunk, end = cycle.on_message({"type": BODY, "body": b"hello"})
-    assert isinstance(chunk, BodyChunk)
-    assert (chunk.stream_id, chunk.data) == (7, b"hello")
+    # The final body message is one event carrying its bytes (one DATA frame
+    # with END_STREAM on HTTP/2, one write on HTTP/1.1).
+    (end,) = cycle.on_message({"type": BODY, "body": b"hello"})
     assert isinstance(end, BodyEnd)
-    assert end.stream_id == 7
+    assert (end.stream_id, end.data, end.trailers) == (7, b"hello", None)
     assert cycle.state is CycleState.DONE
 
 
@@ -99,10 +99,10 @@ def test_header_iterables_are_normalised_to_bytes_pairs(headers: Any) -> None:
 
 @pytest.mark.parametrize("body", [bytearray(b"data"), memoryview(b"data")])
 def test_bytes_like_body_is_accepted(body: Any) -> None:
-    chunk, _ = started().on_message({"type": BODY, "body": body})
-    assert isinstance(chunk, BodyChunk)
-    assert chunk.data == b"data"
-    assert type(chunk.data) is bytes
+    (end,) = started().on_message({"type": BODY, "body": body})
+    assert isinstance(end, BodyEnd)
+    assert end.data == b"data"
+    assert type(end.data) is bytes
 
 
 # errors that name the problem ---------------------------------------------

@@ -193,6 +193,8 @@ class RequestCycle:
             elif etype is Push:
                 driver.push(event)  # type: ignore[arg-type]
             else:
+                if etype is BodyEnd:
+                    self.sent_bytes += len(event.data)  # type: ignore[union-attr]
                 out += conn.send(event)
         self.pending_head = b""
         if out:

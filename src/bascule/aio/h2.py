@@ -115,12 +115,17 @@ class H2Stream:
             return h2c.data_to_send()
         if etype is BodyEnd:
             trailers = event.trailers
+            data = event.data
             if head is not None:
                 self.held_head = None
-                h2c.send_head(self.stream_id, head.status, head.headers, end=not trailers)
+                h2c.send_head(
+                    self.stream_id, head.status, head.headers, end=not trailers and not data
+                )
+            if data:
+                h2c.send_body(self.stream_id, data, end=not trailers)
             if trailers:
                 h2c.send_trailers(self.stream_id, trailers)
-            elif head is None:
+            elif head is None and not data:
                 h2c.send_body(self.stream_id, b"", end=True)
             self.ended = True
             return h2c.data_to_send()

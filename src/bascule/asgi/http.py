@@ -170,6 +170,9 @@ class HttpCycle:
             body, more = _body_of(mtype, message)
             if more:
                 return [BodyChunk(self.stream_id, body)] if body else []
+            if not self.wants_trailers:
+                self.state = CycleState.DONE
+                return [BodyEnd(self.stream_id, None, body)]
             return self._last_body([BodyChunk(self.stream_id, body)] if body else [])
         if mtype == "http.response.start":
             if state is not CycleState.START:

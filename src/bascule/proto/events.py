@@ -71,13 +71,20 @@ class BodyChunk:
 
 
 class BodyEnd:
-    """End of a request or response body, with the trailer fields, if any."""
+    """End of a request or response body, with the trailer fields, if any.
 
-    __slots__ = ("stream_id", "trailers")
+    On responses, ``data`` is the last body bytes: a final body message is one
+    event (one HTTP/2 DATA frame with END_STREAM, one HTTP/1.1 write).
+    """
 
-    def __init__(self, stream_id: int, trailers: "Headers | None" = None) -> None:
+    __slots__ = ("data", "stream_id", "trailers")
+
+    def __init__(
+        self, stream_id: int, trailers: "Headers | None" = None, data: bytes = b""
+    ) -> None:
         self.stream_id = stream_id
         self.trailers = trailers
+        self.data = data
 
     def __repr__(self) -> str:
         return "BodyEnd()" if self.trailers is None else f"BodyEnd(trailers={len(self.trailers)})"

@@ -262,6 +262,8 @@ class H1Connection:
         if etype is BodyChunk:
             return self._chunk_writer(self._body, event.data)  # type: ignore[union-attr]
         if etype is BodyEnd:
+            data = event.data  # type: ignore[union-attr]
+            out = self._chunk_writer(self._body, data) if data else b""
             trailers = event.trailers  # type: ignore[union-attr]
             if trailers and self.trailers_ok and self._chunk_writer is BodyWriter.chunked:
                 lines = [b"%b: %b\r\n" % pair for pair in trailers]
@@ -269,11 +271,10 @@ class H1Connection:
                     if name not in KNOWN_NAMES:
                         lower_name(trailers, name)
                 check_values(trailers, lines)
-                out = b"0\r\n" + b"".join(lines) + b"\r\n"
+                out += b"0\r\n" + b"".join(lines) + b"\r\n"
             else:
-                out = self._end_writer(
-                    self._body
-                )  # trailers the client did not ask for are dropped
+                # Trailers the client did not ask for (no "TE: trailers") are dropped.
+                out += self._end_writer(self._body)
         elif etype is ResponseHead:
             out = self._head(event, defaults)  # type: ignore[arg-type]
         else:
