@@ -36,6 +36,9 @@ _CANCEL = 0x8  # RST_STREAM CANCEL
 #: A stream whose app has this much unread body is waiting on the app, not the client.
 _BODY_STALL_FLOOR = 1
 
+#: Queued output written at once rather than at the end of the loop turn.
+_WRITE_AT_ONCE = 64 * 1024
+
 #: What every HTTP/2 stream's scope advertises.
 H2_EXTENSIONS: dict[str, dict[str, Any]] = {
     "http.response.trailers": {},
@@ -217,6 +220,9 @@ class H2Driver(asyncio.Protocol):
         self.write_paused = False
         self.idle_since = server.now
         self.closing = False
+        self._wbuf: list[bytes] = []
+        self._wsize = 0
+        self._write_scheduled = False
 
     def start(self, data: bytes) -> None:
         """Take over the transport and process the bytes already received."""
@@ -305,7 +311,6 @@ class H2Driver(asyncio.Protocol):
         task = self.loop.create_task(cycle.run(server.app))
         stream.task = task
         server.tasks.add(task)
-        task.add_done_callback(server.tasks.discard)
 
     def push(self, parent: H2Stream, push: Push) -> None:
         cycle = parent.cycle
@@ -346,6 +351,7 @@ class H2Driver(asyncio.Protocol):
         task = stream.task
         if task is not None and not task.done():
             task.cancel()  # the client is gone; do not leak the app's work
+            self.server.tasks.discard(task)  # a task cancelled before it ran has no finally
 
     def _ended(self, event: ConnectionEnded) -> None:
         if event.error_code:
@@ -353,7 +359,7 @@ class H2Driver(asyncio.Protocol):
         self.closing = True
         if event.error_code or not self.streams:
             self.flush()
-            self.transport.close()
+            self._close()
 
     def stream_finished(self, stream: H2Stream) -> None:
         if self.streams.get(stream.stream_id) is stream:
@@ -362,7 +368,7 @@ class H2Driver(asyncio.Protocol):
             self.idle_since = self.server.now
             if self.closing:
                 self.flush()
-                self.transport.close()
+                self._close()
 
     def stream_extensions(self) -> dict[str, Any]:
         """The ASGI extensions HTTP/2 streams support (push only if the client allows it)."""
@@ -380,8 +386,35 @@ class H2Driver(asyncio.Protocol):
             self.write(data)
 
     def write(self, data: bytes) -> None:
-        if data and not self.transport.is_closing():
-            self.transport.write(data)
+        """Queue frames; they go out in one write per loop turn (or at once past 64 KiB)."""
+        if not data:
+            return
+        self._wbuf.append(data)
+        self._wsize += len(data)
+        if self._wsize >= _WRITE_AT_ONCE:
+            self._write_now()
+        elif not self._write_scheduled:
+            self._write_scheduled = True
+            self.loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_scheduled = False
+        pending = self._wbuf
+        if not pending:
+            return
+        transport = self.transport
+        if not transport.is_closing():
+            if len(pending) == 1:
+                transport.write(pending[0])
+            else:
+                transport.write(b"".join(pending))
+        pending.clear()
+        self._wsize = 0
+
+    def _close(self) -> None:
+        """Write what is queued, then close (the transport flushes its own buffer)."""
+        self._write_now()
+        self.transport.close()
 
     def log_access(self, cycle: RequestCycle) -> None:
         if access_log.isEnabledFor(20):
@@ -439,7 +472,7 @@ class H2Driver(asyncio.Protocol):
         if not self.streams and now - self.idle_since > timeouts.keep_alive:
             self.h2.goaway()
             self.flush()
-            self.transport.close()
+            self._close()
 
     def shutdown(self) -> None:
         """GOAWAY with the last stream id; open streams may finish."""
@@ -447,7 +480,7 @@ class H2Driver(asyncio.Protocol):
         self.h2.goaway()
         self.flush()
         if not self.streams:
-            self.transport.close()
+            self._close()
 
     def abort(self) -> None:
         self.transport.abort()

@@ -257,7 +257,6 @@ class HttpDriver(asyncio.Protocol):
             return
         task = self.loop.create_task(cycle.run(server.app))
         server.tasks.add(task)
-        task.add_done_callback(server.tasks.discard)
 
     def _start_websocket(self, request: RequestReceived) -> None:
         server = self.server
@@ -281,7 +280,6 @@ class HttpDriver(asyncio.Protocol):
         self.transport.pause_reading()  # until the app accepts; then the session reads
         task = self.loop.create_task(session.run(server.app))
         server.tasks.add(task)
-        task.add_done_callback(server.tasks.discard)
 
     def _switch_to_h2(self, data: bytes) -> None:
         """Hand the transport to an HTTP/2 driver."""

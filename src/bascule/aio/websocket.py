@@ -171,6 +171,9 @@ class WebSocketSession(asyncio.Protocol):
                 )
                 self._abort()
         finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self.server.tasks.discard(task)
             if self.driver.upgrading is self:
                 self.driver.upgrading = None
 
