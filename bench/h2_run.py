@@ -122,10 +122,28 @@ SERVERS: dict[str, ServerSpec] = {
     # src/ on PYTHONPATH: the working tree's bascule is benchmarked.
     # bascule and hypercorn serve h2c prior knowledge on their normal port.
     "bascule": ServerSpec("bascule", _bascule_argv, extra_pythonpath=(str(REPO_ROOT / "src"),)),
+    # Replaced in main() by a spec that lifts keep_alive_max_requests (see below).
     "hypercorn": ServerSpec("hypercorn", _hypercorn_argv),
     "uvicorn": ServerSpec("uvicorn", _uvicorn_argv),
     "granian": ServerSpec("granian", _granian_argv),
 }
+
+
+# Hypercorn closes every HTTP/2 connection after keep_alive_max_requests (1000
+# by default) requests, and h2load never reopens a connection in a timed run, so
+# with stock settings all 16 connections are gone after 16,000 requests and the
+# rest of the window measures idle time. The limit is lifted unless
+# --hypercorn-stock is given.
+HYPERCORN_TOML = "keep_alive_max_requests = 1000000000\n"
+
+
+def hypercorn_spec(config_file: Path) -> ServerSpec:
+    """Hypercorn as in bench/run.py, plus ``--config config_file``."""
+
+    def argv(port: int) -> list[str]:
+        return [*_hypercorn_argv(port), "--config", str(config_file)]
+
+    return ServerSpec("hypercorn", argv)
 
 
 def _help_text(module: str) -> str | None:
@@ -196,7 +214,8 @@ class H2Result:
 
     @property
     def error_total(self) -> int:
-        return self.failed + self.errored + self.timeout + self.non_2xx
+        # h2load's "failed" already includes its "errored" and "timeout".
+        return self.failed + self.non_2xx
 
 
 @dataclass
@@ -207,6 +226,8 @@ class ServerSummary:
     unavailable: str | None = None
     results: list[H2Result] = field(default_factory=list)
     failures: list[tuple[int, str]] = field(default_factory=list)
+    # (round, last server log line) for runs where h2load saw errors.
+    error_logs: list[tuple[int, str]] = field(default_factory=list)
 
     def median(self, attr: str) -> float | None:
         values = [float(v) for r in self.results if (v := getattr(r, attr)) is not None]
@@ -369,8 +390,13 @@ def run_h2load(
     return done.stdout, cpu_pct, server_pct
 
 
-def run_once(spec: ServerSpec, args: argparse.Namespace, pinning: Pinning) -> H2Result:
-    """Start one server, wait for h2c, measure it, and always stop it."""
+def run_once(
+    spec: ServerSpec, args: argparse.Namespace, pinning: Pinning
+) -> tuple[H2Result, str | None]:
+    """Start one server, wait for h2c, measure it, and always stop it.
+
+    Returns the result and, when h2load saw errors, the server log's last line.
+    """
     port = free_port()
     with tempfile.TemporaryFile() as log:
         proc = start_server(spec, port, pinning, log)
@@ -389,7 +415,8 @@ def run_once(spec: ServerSpec, args: argparse.Namespace, pinning: Pinning) -> H2
                     f"no successful requests: failed {result.failed}, errored "
                     f"{result.errored}, timeout {result.timeout}: " + _tail(output)
                 )
-            return result
+            log_line = _tail(_read_log(log), lines=1) if result.error_total else None
+            return result, log_line
         finally:
             stop_server(proc)
 
@@ -412,11 +439,14 @@ def _errors_cell(summary: ServerSummary, rounds: int) -> str:
     parts: list[str] = []
     if summary.failures:
         parts.append(f"FAILED {len(summary.failures)}/{rounds} rounds (see notes)")
-    for label, attr in (("failed", "failed"), ("errored", "errored"),
-                        ("timeout", "timeout"), ("non-2xx", "non_2xx")):  # fmt: skip
-        count = sum(int(getattr(r, attr)) for r in summary.results)
-        if count:
-            parts.append(f"{label} {count:,}")
+    failed = sum(r.failed for r in summary.results)
+    if failed:
+        errored = sum(r.errored for r in summary.results)
+        timeout = sum(r.timeout for r in summary.results)
+        parts.append(f"failed {failed:,} (errored {errored:,}, timeout {timeout:,})")
+    non_2xx = sum(r.non_2xx for r in summary.results)
+    if non_2xx:
+        parts.append(f"non-2xx {non_2xx:,}")
     return "; ".join(parts) if parts else "0"
 
 
@@ -481,6 +511,12 @@ def render_report(
         ),
         f"- pinning: {pinning.reason}; load average (1/5/15 min) at start: {load}",
         f"- app: `{APP}` (200, 13-byte text/plain body), 1 worker, access log off",
+        (
+            "- hypercorn: stock `keep_alive_max_requests` (1000 requests per connection)"
+            if args.hypercorn_stock
+            else "- hypercorn: `keep_alive_max_requests = 1000000000` (stock 1000 closes "
+            "each connection after 1000 requests; h2load does not reconnect)"
+        ),
         "",
         (
             "| server | requests/s (median) | ratio to hypercorn | ratio to uvicorn "
@@ -517,6 +553,17 @@ def render_report(
         )
     lines += ["", target_line(by_name)]
     notes = [f"- {s.name}, round {rnd}: {reason}" for s in summaries for rnd, reason in s.failures]
+    notes += [
+        f"- {s.name}, round {rnd}: h2load saw failed/errored requests; server log ends: "
+        f"`{_cell(line)}`"
+        for s in summaries
+        for rnd, line in s.error_logs
+    ]
+    if any(s.error_logs for s in summaries):
+        notes.append(
+            "- h2load does not reopen a connection the server closed during a timed run, "
+            "so such a server's requests/s understates what it can serve."
+        )
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"
@@ -584,6 +631,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=list(ALL_SERVERS),
         help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
     )
+    parser.add_argument(
+        "--hypercorn-stock",
+        action="store_true",
+        help="keep hypercorn's default keep_alive_max_requests (1000 per connection)",
+    )
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the Markdown report to this file")  # fmt: skip
     return parser.parse_args(argv)
@@ -603,30 +655,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     for summary in summaries.values():
         if summary.unavailable is not None:
             _log(f"{summary.name}: unavailable: {summary.unavailable}")
-    for rnd in range(1, args.rounds + 1):
-        for name, summary in summaries.items():
-            if summary.unavailable is not None:
-                continue
-            prefix = f"[round {rnd}/{args.rounds}] {name}:"
-            try:
-                result = run_once(SERVERS[name], args, pinning)
-            except RunFailed as exc:
-                summary.failures.append((rnd, str(exc)))
-                _log(f"{prefix} FAILED: {exc}")
-                continue
-            summary.results.append(result)
-            _log(
-                f"{prefix} {result.requests_per_s:,.0f} req/s, mean "
-                f"{result.mean_request_ms:.2f} ms, errors {result.error_total}, "
-                f"server CPU {result.server_cpu_pct or 0:.0f}%, "
-                f"h2load CPU {result.h2load_cpu_pct:.0f}%"
-            )
+    with tempfile.TemporaryDirectory(prefix="h2_run-") as tmp:
+        specs = dict(SERVERS)
+        if not args.hypercorn_stock:
+            config_file = Path(tmp) / "hypercorn-h2.toml"
+            config_file.write_text(HYPERCORN_TOML, encoding="utf-8")
+            specs["hypercorn"] = hypercorn_spec(config_file)
+        run_rounds(specs, summaries, args, pinning)
     report = render_report(list(summaries.values()), args, pinning, started, load_at_start)
     print(report, end="")
     if args.output is not None:
         args.output.write_text(report, encoding="utf-8")
         _log(f"report written to {args.output}")
     return 0 if any(s.results for s in summaries.values()) else 1
+
+
+def run_rounds(
+    specs: dict[str, ServerSpec],
+    summaries: dict[str, ServerSummary],
+    args: argparse.Namespace,
+    pinning: Pinning,
+) -> None:
+    """Interleaved rounds: every available server once per round."""
+    for rnd in range(1, args.rounds + 1):
+        for name, summary in summaries.items():
+            if summary.unavailable is not None:
+                continue
+            prefix = f"[round {rnd}/{args.rounds}] {name}:"
+            try:
+                result, log_line = run_once(specs[name], args, pinning)
+            except RunFailed as exc:
+                summary.failures.append((rnd, str(exc)))
+                _log(f"{prefix} FAILED: {exc}")
+                continue
+            summary.results.append(result)
+            if log_line is not None:
+                summary.error_logs.append((rnd, log_line))
+            _log(
+                f"{prefix} {result.requests_per_s:,.0f} req/s, mean "
+                f"{result.mean_request_ms:.2f} ms, errors {result.error_total}, "
+                f"server CPU {result.server_cpu_pct or 0:.0f}%, "
+                f"h2load CPU {result.h2load_cpu_pct:.0f}%"
+            )
 
 
 if __name__ == "__main__":
