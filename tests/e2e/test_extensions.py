@@ -242,3 +242,51 @@ def test_plain_http2_request_still_works(live: Live, path: bytes) -> None:
         client.close()
     responses = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
     assert (b":status", b"200") in responses[0].headers
+
+
+def test_h2c_upgrade_answers_on_stream_1(live: Live) -> None:
+    """``Upgrade: h2c`` (RFC 7540 §3.2): 101, then the request is answered over HTTP/2."""
+    import base64
+
+    server = live(ext_app)
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    settings = conn.initiate_upgrade_connection()
+    assert settings is not None
+    with server.connect() as sock:
+        sock.sendall(
+            b"GET /upgraded HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\n\r\n"
+        )
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 Switching Protocols")
+        assert b"upgrade: h2c" in head.lower()
+        sock.sendall(conn.data_to_send())
+        events = list(conn.receive_data(rest)) if rest else []
+        deadline = time.monotonic() + 5
+        while not ended(1)(events) and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            events.extend(conn.receive_data(data))
+            sock.sendall(conn.data_to_send())
+    body = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+    assert body == b"/upgraded"
+    assert base64.urlsafe_b64decode(
+        settings + b"=" * (-len(settings) % 4)
+    )  # a real settings payload
+
+
+def test_h2c_upgrade_with_body_stays_http1(live: Live) -> None:
+    server = live(ext_app)
+    data = raw(
+        server,
+        b"POST /posted HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    assert data.endswith(b"/posted\r\n0\r\n\r\n")

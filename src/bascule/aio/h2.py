@@ -234,6 +234,25 @@ class H2Driver(asyncio.Protocol):
         else:
             self.flush()
 
+    def start_upgraded(self, settings: bytes, request: RequestReceived, data: bytes) -> None:
+        """Take over after ``Upgrade: h2c``: ``request`` becomes stream 1, already complete."""
+        try:
+            self.h2.initiate_upgrade(settings)
+        except Exception:  # h2 raises several types for a bad settings header
+            error_log.warning("bad HTTP2-Settings from %s: closing", self.client_label)
+            self.transport.close()
+            return
+        self.server.connections.add(self)
+        self.transport.set_protocol(self)
+        self._start_stream(request)
+        stream = self.streams.get(1)
+        if stream is not None and stream.cycle is not None:
+            stream.cycle.feed_end()
+        if data:
+            self.data_received(data)
+        else:
+            self.flush()
+
     # asyncio.Protocol -------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:

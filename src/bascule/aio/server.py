@@ -34,7 +34,9 @@ class ServerState:
         self.http2 = config.http2
         self.ws_enabled = config.ws
         #: Upgrade tokens served; requests asking for others are plain HTTP.
-        self.accept_upgrades = frozenset({b"websocket"} if config.ws else ())
+        self.accept_upgrades = frozenset(
+            ([b"websocket"] if config.ws else []) + ([b"h2c"] if config.http2 else [])
+        )
         self.timeouts = config.timeouts()
         self.root_path = config.root_path
         self.limit_concurrency = config.limit_concurrency

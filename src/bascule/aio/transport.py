@@ -22,6 +22,7 @@ from bascule.logs import ACCESS_FORMAT, REJECTED_FORMAT, TRACE, access_log, erro
 from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHead
 from bascule.proto.http1.connection import H1Connection
+from bascule.proto.http1.reader import upgrade_token
 from bascule.proto.negotiate import from_alpn, sniff
 from bascule.proto.ws.handshake import HandshakeError, is_websocket_upgrade
 from bascule.proto.ws.handshake import validate as validate_handshake
@@ -239,9 +240,14 @@ class HttpDriver(asyncio.Protocol):
         server = self.server
         if server.shutting_down:
             self.conn.keep_alive = False
-        if request.upgrade and server.ws_enabled and is_websocket_upgrade(request):
-            self._start_websocket(request)
-            return
+        if request.upgrade:
+            token = upgrade_token(request.headers, server.accept_upgrades)
+            if token == b"websocket" and is_websocket_upgrade(request):
+                self._start_websocket(request)
+                return
+            if token == b"h2c":
+                self._upgrade_to_h2(request)
+                return
         scope = http_scope(
             request,
             self.info,
@@ -280,6 +286,24 @@ class HttpDriver(asyncio.Protocol):
         self.transport.pause_reading()  # until the app accepts; then the session reads
         task = self.loop.create_task(session.run(server.app))
         server.tasks.add(task)
+
+    def _upgrade_to_h2(self, request: RequestReceived) -> None:
+        """``Upgrade: h2c`` (RFC 7540 §3.2): 101, then the request is answered on stream 1."""
+        settings = next((v for n, v in request.headers if n == b"http2-settings"), b"")
+        self.server.connections.discard(self)
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+        )
+        driver = H2Driver(
+            self.server, self.transport, self.info, self.extensions, self.client_label, self.trace
+        )
+        leftover = bytes(self.conn.upgrade_data or b"")
+        hop = (b"connection", b"upgrade", b"http2-settings")
+        request.headers = [(n, v) for n, v in request.headers if n not in hop]
+        request.http_version = "2"
+        request.stream_id = 1
+        request.upgrade = False
+        driver.start_upgraded(settings, request, leftover)
 
     def _switch_to_h2(self, data: bytes) -> None:
         """Hand the transport to an HTTP/2 driver."""

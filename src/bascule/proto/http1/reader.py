@@ -159,7 +159,7 @@ class RequestReader:
         upgrade = parser.should_upgrade()
         if upgrade:
             method = parser.get_method()
-            if method != b"CONNECT" and not _wanted_upgrade(headers, self.accept_upgrades):
+            if method != b"CONNECT" and upgrade_token(headers, self.accept_upgrades) is None:
                 # An upgrade we will not serve: llhttp skips the body of an
                 # upgrade request, so the connection re-parses this request
                 # as plain HTTP (see H1Connection.receive_data).
@@ -229,13 +229,28 @@ class RequestReader:
         self.last_complete = True
 
 
-def _wanted_upgrade(headers: Headers, accepted: frozenset[bytes]) -> bool:
+def upgrade_token(headers: Headers, accepted: frozenset[bytes]) -> bytes | None:
+    """The first protocol in ``Upgrade`` that the server serves, or None.
+
+    ``h2c`` counts only for a request without a body that carries
+    ``HTTP2-Settings`` (RFC 7540 §3.2): a body would have to be read as
+    HTTP/1.1 first, so such a request is simply served as HTTP/1.1.
+    """
+    names = {name for name, _ in headers}
     for name, value in headers:
         if name == b"upgrade":
-            for token in value.split(b","):
-                if token.strip().lower().partition(b"/")[0] in accepted:
-                    return True
-    return False
+            for item in value.split(b","):
+                token = item.strip().lower().partition(b"/")[0]
+                if token not in accepted:
+                    continue
+                if token == b"h2c" and (
+                    b"http2-settings" not in names
+                    or b"transfer-encoding" in names
+                    or any(n == b"content-length" and v.strip() != b"0" for n, v in headers)
+                ):
+                    continue
+                return token
+    return None
 
 
 def _other_form(url: bytes, headers: Headers, method: bytes) -> tuple[bytes, bytes]:
