@@ -1266,7 +1266,8 @@ def test_http10_upgrade_400(live: Live, raw: Callable[[LiveServer], socket.socke
 def test_other_upgrades_served_as_http(
     live: Live, raw: Callable[[LiveServer], socket.socket], request_bytes: bytes
 ) -> None:
-    server = live(echo_app())
+    # h2c is an upgrade bascule serves when HTTP/2 is on (tests/e2e/test_extensions.py).
+    server = live(echo_app(), http2=False)
     sock = raw(server)
     sock.sendall(request_bytes)
     response = recv_response(sock)
