@@ -203,6 +203,10 @@ class RequestCycle:
             self.response_done = True
             self._wake()
             driver.response_complete(self)
+            if driver.write_paused:
+                # The end of the response is still queued (HTTP/2 window, or a
+                # full socket): the app's last send() returns once it left.
+                await driver.drain()
         elif driver.write_paused:
             await driver.drain()
             if self.disconnected:

@@ -25,6 +25,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 from hyperframe.frame import GoAwayFrame
 
 from bascule.proto.events import BodyChunk, BodyEnd, Headers, RequestReceived
@@ -91,6 +92,9 @@ class H2Connection:
             },
         )
         conn.max_inbound_frame_size = limits.max_inbound_frame_size
+        # h2 only applies local SETTINGS to its decoder once acknowledged; these
+        # were set before the preface, so apply the header list limit here.
+        conn.decoder.max_header_list_size = limits.max_header_list_size
         self.queue = OutboundQueue()
         self._resets: deque[int] = deque()
         self._streams_opened = 0
@@ -121,9 +125,19 @@ class H2Connection:
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            # h2 already queued GOAWAY with the right error code.
+            # h2 already queued GOAWAY with the error code it chose.
             self.closed = True
             code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            hpack_failed = isinstance(exc.__cause__ or exc.__context__, hpack.HPACKError)
+            if code == h2.errors.ErrorCodes.PROTOCOL_ERROR and hpack_failed:
+                # RFC 9113 §4.3: a header block that cannot be decoded is a
+                # COMPRESSION_ERROR; h2 says PROTOCOL_ERROR, so the GOAWAY is ours.
+                code = h2.errors.ErrorCodes.COMPRESSION_ERROR
+                self._h2.clear_outbound_data_buffer()
+                frame = GoAwayFrame(0)
+                frame.last_stream_id = self.last_stream_id
+                frame.error_code = code
+                self._early.append(frame.serialize())
             return [ConnectionEnded(int(code), f"HTTP/2 protocol error: {exc}")]
         out: list[H2Event] = []
         for event in events:
@@ -142,17 +156,15 @@ class H2Connection:
                             event.flow_controlled_length,  # type: ignore[attr-defined]
                             event.stream_id,  # type: ignore[attr-defined]
                         )
-                if event.stream_ended is not None:  # type: ignore[attr-defined]
-                    out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
             elif etype is h2.events.RequestReceived:
                 if self.draining and event.stream_id > self.last_stream_id:  # type: ignore[attr-defined]
                     # Opened after our GOAWAY: refused, the client may retry elsewhere.
                     self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
                     continue
                 out.append(self._request(event))  # type: ignore[arg-type]
-                if event.stream_ended is not None:  # type: ignore[attr-defined]
-                    out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
             elif etype is h2.events.StreamEnded:
+                # h2 reports the end of a stream once, as its own event (the
+                # stream_ended attribute of the other events points at it).
                 out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
             elif etype is h2.events.StreamReset:
                 stream_id = event.stream_id  # type: ignore[attr-defined]
@@ -173,8 +185,6 @@ class H2Connection:
                 out.append(
                     ConnectionEnded(int(event.error_code or 0), "client sent GOAWAY")  # type: ignore[attr-defined]
                 )
-            elif etype is h2.events.TrailersReceived and event.stream_ended is not None:  # type: ignore[attr-defined]
-                out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
             if self._control_frames > self.limits.control_frame_budget:
                 out.append(self._calm("too many SETTINGS/PING/empty DATA frames"))
                 break
