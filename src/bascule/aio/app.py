@@ -85,6 +85,7 @@ class RequestCycle:
         "scope",
         "sent_bytes",
         "start_time",
+        "task",
         "waiter",
     )
 
@@ -103,6 +104,8 @@ class RequestCycle:
         self.sent_bytes = 0
         self.start_time = start_time
         self.waiter: asyncio.Future[None] | None = None
+        #: The app task running this cycle (set by the driver that creates it).
+        self.task: asyncio.Task[None] | None = None
 
     # driver → cycle ----------------------------------------------------------
 
@@ -288,9 +291,8 @@ class RequestCycle:
         finally:
             # The task leaves the registry here rather than through a done
             # callback: one less callback per request.
-            task = asyncio.current_task()
-            if task is not None:
-                self.driver.server.tasks.discard(task)
+            if self.task is not None:
+                self.driver.server.tasks.discard(self.task)
             self.driver.cycle_finished(self)
 
     def _target(self) -> str:

@@ -327,8 +327,7 @@ class H2Driver(asyncio.Protocol):
             self.log_access(cycle)
             del self.streams[request.stream_id]
             return
-        task = self.loop.create_task(cycle.run(server.app))
-        stream.task = task
+        task = stream.task = cycle.task = self.loop.create_task(cycle.run(server.app))
         server.tasks.add(task)
 
     def push(self, parent: H2Stream, push: Push) -> None:

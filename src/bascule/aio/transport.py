@@ -261,7 +261,7 @@ class HttpDriver(asyncio.Protocol):
             error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
             self._simple_response(cycle, 503, close=False)
             return
-        task = self.loop.create_task(cycle.run(server.app))
+        task = cycle.task = self.loop.create_task(cycle.run(server.app))
         server.tasks.add(task)
 
     def _start_websocket(self, request: RequestReceived) -> None:

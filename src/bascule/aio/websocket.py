@@ -171,7 +171,7 @@ class WebSocketSession(asyncio.Protocol):
                 )
                 self._abort()
         finally:
-            task = asyncio.current_task()
+            task = asyncio.current_task()  # once per WebSocket, not per message
             if task is not None:
                 self.server.tasks.discard(task)
             if self.driver.upgrading is self:

@@ -66,9 +66,9 @@ def http_scope(
         "client": info.client,
         "server": info.server,
         "state": {} if state is None else state.copy(),
-        "extensions": {name: dict(value) for name, value in extensions.items()}
-        if extensions
-        else {},
+        # A fresh outer dict per request (apps add keys); the values are
+        # read-only descriptions shared by the connection's requests.
+        "extensions": dict(extensions),
     }
 
 
