@@ -178,8 +178,8 @@ class RequestCycle:
         for event in events:
             etype = type(event)
             if etype is BodyChunk:
-                self.sent_bytes += len(event.data)  # type: ignore[union-attr]
                 out += conn.send(event)
+                self.sent_bytes += len(event.data)  # type: ignore[union-attr]
             elif etype is ResponseHead:
                 # Hold the head: the spec says not to send it before a body
                 # message, and head + body then go out in one write.
@@ -196,9 +196,9 @@ class RequestCycle:
             elif etype is Push:
                 driver.push(event)  # type: ignore[arg-type]
             else:
+                out += conn.send(event)
                 if etype is BodyEnd:
                     self.sent_bytes += len(event.data)  # type: ignore[union-attr]
-                out += conn.send(event)
         self.pending_head = b""
         if out:
             driver.write(out)
@@ -270,7 +270,11 @@ class RequestCycle:
         except AppMessageError as exc:
             self._fail(f"invalid ASGI message from the app for {self._target()}: {exc}", None)
         except LocalProtocolError as exc:
-            self._fail(f"app broke HTTP/1.1 framing for {self._target()}: {exc}", None)
+            # Framing the app broke (a Content-Length it did not keep): the
+            # client sees the connection cut, never a half response as whole.
+            self._fail(
+                f"invalid response from the app for {self._target()}: {exc}", None, retract=False
+            )
         except asyncio.CancelledError:
             self._abort()
             raise
@@ -301,7 +305,7 @@ class RequestCycle:
         path = scope["raw_path"].decode("latin-1")
         return f'"{scope["method"]} {path}{"?" + qs.decode("latin-1") if qs else ""}"'
 
-    def _fail(self, message: str, exc: BaseException | None) -> None:
+    def _fail(self, message: str, exc: BaseException | None, retract: bool = True) -> None:
         if self.disconnected:
             return
         if exc is None:
@@ -310,7 +314,9 @@ class RequestCycle:
             error_log.error(message, exc_info=exc)
         if self.response_done:
             return  # the response went out whole; the connection may serve others now
-        if self.http.state is not CycleState.START and self.pending_head and not self.sent_bytes:
+        conn = self.driver.conn
+        held = self.pending_head or getattr(conn, "holds_head", False)
+        if retract and self.http.state is not CycleState.START and held and not self.sent_bytes:
             # The head was held, nothing is on the wire yet: a 500 is still possible.
             self.driver.conn.retract_response()
             self.pending_head = b""

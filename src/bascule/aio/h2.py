@@ -27,7 +27,12 @@ from bascule.proto.events import (
     ResponseHead,
 )
 from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
-from bascule.proto.http2.connection import ConnectionEnded, H2Connection, StreamReset
+from bascule.proto.http2.connection import (
+    ConnectionEnded,
+    H2Connection,
+    StreamReset,
+    response_fields,
+)
 
 if TYPE_CHECKING:
     from bascule.aio.server import ServerState
@@ -98,9 +103,9 @@ class H2Stream:
                 raise LocalProtocolError("response head sent twice")
             # Held until the first body message: HPACK state is ordered, so the
             # head is encoded only when it can be written at once.
-            headers = list(event.headers)
+            headers = response_fields(event.headers)  # checked now, like HTTP/1.1's head
             if defaults.pairs:
-                names = {n.lower() for n, _ in headers}
+                names = {n for n, _ in headers}
                 headers.extend(pair for pair in defaults.pairs if pair[0] not in names)
             self.held_head = ResponseHead(self.stream_id, event.status, headers)
             return b""
@@ -111,8 +116,8 @@ class H2Stream:
         if etype is BodyChunk:
             data = event.data
             if head is not None:
+                h2c.send_head(self.stream_id, head.status, head.headers, checked=True)
                 self.held_head = None
-                h2c.send_head(self.stream_id, head.status, head.headers)
             if data:
                 h2c.send_body(self.stream_id, data)
             return h2c.data_to_send()
@@ -120,10 +125,14 @@ class H2Stream:
             trailers = event.trailers
             data = event.data
             if head is not None:
-                self.held_head = None
                 h2c.send_head(
-                    self.stream_id, head.status, head.headers, end=not trailers and not data
+                    self.stream_id,
+                    head.status,
+                    head.headers,
+                    end=not trailers and not data,
+                    checked=True,
                 )
+                self.held_head = None
             if data:
                 h2c.send_body(self.stream_id, data, end=not trailers)
             if trailers:
@@ -136,6 +145,11 @@ class H2Stream:
 
     def send_continue(self) -> bytes:
         return b""  # HTTP/2 clients do not wait for 100 Continue here
+
+    @property
+    def holds_head(self) -> bool:
+        """A response head is held (not encoded, not written): a 500 can still replace it."""
+        return self.held_head is not None
 
     def retract_response(self) -> None:
         self.held_head = None
@@ -219,6 +233,7 @@ class H2Driver(asyncio.Protocol):
         self.streams: dict[int, H2Stream] = {}
         self.write_paused = False
         self.idle_since = server.now
+        self.write_paused_since = server.now
         self.closing = False
         self._wbuf: list[bytes] = []
         self._wsize = 0
@@ -290,10 +305,16 @@ class H2Driver(asyncio.Protocol):
             stream.wake()
 
     def pause_writing(self) -> None:
+        # The client does not read what we write: stop reading it too, so its
+        # PINGs and SETTINGS cannot pile acknowledgements into our buffer.
         self.write_paused = True
+        self.write_paused_since = self.server.now
+        self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
         for stream in list(self.streams.values()):
             stream.wake()
 
@@ -363,6 +384,7 @@ class H2Driver(asyncio.Protocol):
         stream = self.streams.pop(stream_id, None)
         if stream is None:
             return
+        self._give_back_window(stream)
         if stream.cycle is not None:
             stream.cycle.on_disconnect()
         stream.wake()
@@ -374,12 +396,22 @@ class H2Driver(asyncio.Protocol):
     def _ended(self, event: ConnectionEnded) -> None:
         if event.error_code:
             error_log.warning("HTTP/2 connection %s ended: %s", self.client_label, event.reason)
-        self.closing = True
+        self.closing = True  # a graceful GOAWAY: the open streams finish first
         if event.error_code or not self.streams:
             self.flush()
             self._close()
 
+    def _give_back_window(self, stream: H2Stream) -> None:
+        """Body bytes the app never read still hold connection window: give it back."""
+        cycle = stream.cycle
+        if cycle is not None and cycle.body_size:
+            self.h2.consumed(stream.stream_id, cycle.body_size)
+            cycle.body = []
+            cycle.body_size = 0
+
     def stream_finished(self, stream: H2Stream) -> None:
+        self._give_back_window(stream)
+        self.flush()
         if self.streams.get(stream.stream_id) is stream:
             del self.streams[stream.stream_id]
         if not self.streams:
@@ -460,6 +492,16 @@ class H2Driver(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         timeouts = self.server.timeouts
+        if self.write_paused and now - self.write_paused_since > timeouts.write:
+            error_log.warning(
+                "HTTP/2 client %s read nothing for %.3gs: closing",
+                self.client_label,
+                timeouts.write,
+            )
+            for stream_id in list(self.streams):
+                self._reset(stream_id)
+            self.transport.abort()  # close() would wait for the buffer nobody reads
+            return
         for stream in list(self.streams.values()):
             cycle = stream.cycle
             if cycle is None:

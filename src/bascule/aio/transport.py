@@ -241,7 +241,10 @@ class HttpDriver(asyncio.Protocol):
         if server.shutting_down:
             self.conn.keep_alive = False
         if request.upgrade:
-            token = upgrade_token(request.headers, server.accept_upgrades)
+            accepted = server.accept_upgrades
+            if server.tls is not None:
+                accepted = accepted - {b"h2c"}  # h2c is cleartext only (RFC 7540 §3.2)
+            token = upgrade_token(request.headers, accepted)
             if token == b"websocket" and is_websocket_upgrade(request):
                 self._start_websocket(request)
                 return

@@ -150,7 +150,7 @@ class WebSocketSession(asyncio.Protocol):
         except AppMessageError as exc:
             self._app_failed(f"invalid ASGI message from the app for {self._target()}: {exc}", None)
         except LocalProtocolError as exc:
-            self._app_failed(f"app broke HTTP/1.1 framing for {self._target()}: {exc}", None)
+            self._app_failed(f"invalid response from the app for {self._target()}: {exc}", None)
         except asyncio.CancelledError:
             self._abort()
             raise

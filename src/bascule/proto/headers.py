@@ -11,7 +11,7 @@ import re
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 §5.5: field-value has no CR, LF or NUL; we also refuse other C0
 # controls except HTAB, which no legitimate value needs.
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def is_token(name: bytes) -> bool:
@@ -21,7 +21,7 @@ def is_token(name: bytes) -> bool:
 
 def bad_value_char(value: bytes) -> int | None:
     """Offset of the first character not allowed in a field value, or ``None``."""
-    m = _BAD_VALUE.search(value)
+    m = BAD_VALUE.search(value)
     return None if m is None else m.start()
 
 

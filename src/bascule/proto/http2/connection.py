@@ -29,6 +29,8 @@ import hpack
 from hyperframe.frame import GoAwayFrame
 
 from bascule.proto.events import BodyChunk, BodyEnd, Headers, RequestReceived
+from bascule.proto.headers import BAD_VALUE
+from bascule.proto.http1.writer import KNOWN_NAMES, lower_name, raise_first_bad
 from bascule.proto.http2.flow import OutboundQueue
 from bascule.proto.limits import Http2Limits
 
@@ -38,6 +40,24 @@ _SETTINGS = h2.settings.SettingCodes
 _CONNECTION_FIELDS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
+
+
+def response_fields(headers: Headers) -> Headers:
+    """Lowercased fields without connection-specific ones; raises on invalid names/values.
+
+    h2 does not check field values for CR, LF or NUL (RFC 9113 §8.2.1): a
+    response-splitting risk behind an HTTP/2 to HTTP/1.1 proxy, so we do.
+    """
+    out: Headers = []
+    for name, value in headers:
+        lname = KNOWN_NAMES.get(name)
+        if lname is None:
+            lname = lower_name(headers, name)
+        if lname not in _CONNECTION_FIELDS:
+            out.append((lname, value))
+    if BAD_VALUE.search(b"\t".join(value for _, value in headers)):
+        raise_first_bad(headers)
+    return out
 
 
 class StreamReset:
@@ -88,7 +108,9 @@ class H2Connection:
                 _SETTINGS.INITIAL_WINDOW_SIZE: limits.initial_window_size,
                 _SETTINGS.MAX_FRAME_SIZE: limits.max_inbound_frame_size,
                 _SETTINGS.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-                _SETTINGS.ENABLE_CONNECT_PROTOCOL: 1,
+                # RFC 8441 (WebSocket over HTTP/2) is not served yet: advertising
+                # it would make browsers try, with no fallback to HTTP/1.1.
+                _SETTINGS.ENABLE_CONNECT_PROTOCOL: 0,
             },
         )
         conn.max_inbound_frame_size = limits.max_inbound_frame_size
@@ -96,6 +118,11 @@ class H2Connection:
         # were set before the preface, so apply the header list limit here.
         conn.decoder.max_header_list_size = limits.max_header_list_size
         self.queue = OutboundQueue()
+        # The connection window starts at 65,535 whatever the SETTINGS say;
+        # open it so streams are limited by their own windows, not each other.
+        self._connection_window = min(
+            limits.initial_window_size * limits.max_concurrent_streams, 16 * 1024 * 1024
+        )
         self._resets: deque[int] = deque()
         self._streams_opened = 0
         self._control_frames = 0
@@ -104,22 +131,78 @@ class H2Connection:
         #: A graceful GOAWAY was sent: open streams finish, new ones are refused.
         self.draining = False
         self._early: list[bytes] = []
+        # Frame-boundary tracking for _split_after_goaway: the client preface
+        # (24 bytes) comes first, then 9-byte frame headers and payloads.
+        self._skip = 24
+        self._frame_head = b""
+        self._in_goaway = False
 
     # set-up ----------------------------------------------------------------------
 
     def initiate(self) -> None:
-        """Queue our connection preface (SETTINGS)."""
+        """Queue our connection preface (SETTINGS, and a connection WINDOW_UPDATE)."""
         self._h2.initiate_connection()
+        self._open_connection_window()
+
+    def _open_connection_window(self) -> None:
+        extra = self._connection_window - 65535
+        if extra > 0:
+            self._h2.increment_flow_control_window(extra)
+            manager = self._h2._inbound_flow_control_window_manager
+            manager.max_window_size = self._connection_window
 
     def initiate_upgrade(self, settings_header: bytes) -> None:
         """Start after an HTTP/1.1 ``Upgrade: h2c`` (the request becomes stream 1)."""
         self._h2.initiate_upgrade_connection(settings_header)
+        self._open_connection_window()
         self.last_stream_id = 1
 
     # receiving ---------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[H2Event]:
         """Feed bytes; return the events they complete (errors end the connection)."""
+        pieces = self._split_after_goaway(data)
+        if len(pieces) == 1:
+            return self._receive(data)
+        out: list[H2Event] = []
+        for piece in pieces:  # each GOAWAY is handled before the frames after it
+            out.extend(self._receive(piece))
+        return out
+
+    def _split_after_goaway(self, data: bytes) -> list[bytes]:
+        """Cut ``data`` right after each GOAWAY frame (tracking frame boundaries).
+
+        h2 closes its state machine on any GOAWAY and then rejects the frames
+        that follow in the same read (a SETTINGS ack, WINDOW_UPDATEs), which
+        would kill the streams a graceful GOAWAY lets finish.
+        """
+        pieces: list[bytes] = []
+        start = pos = 0
+        n = len(data)
+        while pos < n:
+            if self._skip:
+                step = min(self._skip, n - pos)
+                pos += step
+                self._skip -= step
+                if not self._skip and self._in_goaway:
+                    self._in_goaway = False
+                    pieces.append(data[start:pos])
+                    start = pos
+                continue
+            take = data[pos : pos + 9 - len(self._frame_head)]
+            self._frame_head += take
+            pos += len(take)
+            if len(self._frame_head) < 9:
+                break
+            head = self._frame_head
+            self._frame_head = b""
+            self._skip = int.from_bytes(head[:3], "big")
+            self._in_goaway = head[3] == 0x7
+        if start < n or not pieces:
+            pieces.append(data[start:])
+        return pieces
+
+    def _receive(self, data: bytes) -> list[H2Event]:
         if self.closed:
             return []
         try:
@@ -170,7 +253,8 @@ class H2Connection:
                 stream_id = event.stream_id  # type: ignore[attr-defined]
                 self.queue.drop(stream_id)
                 out.append(StreamReset(stream_id, int(event.error_code)))  # type: ignore[attr-defined]
-                if event.remote_reset and self._count_reset():  # type: ignore[attr-defined]
+                # Pushes the client cancels (even ids) are not a rapid reset.
+                if event.remote_reset and stream_id % 2 and self._count_reset():  # type: ignore[attr-defined]
                     out.append(self._calm("too many stream resets (rapid reset)"))
                     break
             elif etype is h2.events.WindowUpdated:
@@ -181,10 +265,16 @@ class H2Connection:
             elif etype is h2.events.PingReceived:
                 self._count_control()
             elif etype is h2.events.ConnectionTerminated:
-                self.closed = True
-                out.append(
-                    ConnectionEnded(int(event.error_code or 0), "client sent GOAWAY")  # type: ignore[attr-defined]
-                )
+                code = int(event.error_code or 0)  # type: ignore[attr-defined]
+                if code:
+                    self.closed = True
+                else:
+                    # RFC 9113 §6.8: streams the client already opened may still
+                    # be answered.  h2 moves to CLOSED on any GOAWAY and would
+                    # refuse to send on them; put it back and stop new streams.
+                    self._h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
+                    self.draining = True
+                out.append(ConnectionEnded(code, "client sent GOAWAY"))
             if self._control_frames > self.limits.control_frame_budget:
                 out.append(self._calm("too many SETTINGS/PING/empty DATA frames"))
                 break
@@ -255,14 +345,16 @@ class H2Connection:
 
     # sending -------------------------------------------------------------------------------
 
-    def send_head(self, stream_id: int, status: int, headers: Headers, end: bool = False) -> None:
+    def send_head(
+        self,
+        stream_id: int,
+        status: int,
+        headers: Headers,
+        end: bool = False,
+        checked: bool = False,
+    ) -> None:
         """Response head (final or 1xx).  Connection-specific fields are dropped."""
-        fields = [(b":status", b"%d" % status)]
-        fields.extend(
-            (name.lower(), value)
-            for name, value in headers
-            if name.lower() not in _CONNECTION_FIELDS
-        )
+        fields = [(b":status", b"%d" % status), *(headers if checked else response_fields(headers))]
         self._h2.send_headers(stream_id, fields, end_stream=end)
 
     def send_body(self, stream_id: int, data: bytes, end: bool = False) -> None:
@@ -272,7 +364,11 @@ class H2Connection:
 
     def send_trailers(self, stream_id: int, headers: Headers) -> None:
         """Trailer fields; they end the stream (after any queued body)."""
-        self.queue.push_trailers(stream_id, [(n.lower(), v) for n, v in headers])
+        trailers = response_fields(headers)
+        if not trailers:  # nothing left after dropping connection-specific fields
+            self.send_body(stream_id, b"", end=True)
+            return
+        self.queue.push_trailers(stream_id, trailers)
         self._flush_stream(stream_id)
 
     def reset(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
@@ -293,7 +389,7 @@ class H2Connection:
             (b":path", path),
             (b":authority", authority),
             (b":scheme", scheme),
-            *[(n.lower(), v) for n, v in headers],
+            *response_fields(headers),
         ]
         try:
             self._h2.push_stream(stream_id, promised, request)
