@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from bascule.aio.app import RequestCycle
+from bascule.aio.batch import WriteBatch
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope
 from bascule.logs import ACCESS_FORMAT, TRACE, access_log, error_log
@@ -40,9 +41,6 @@ if TYPE_CHECKING:
 _CANCEL = 0x8  # RST_STREAM CANCEL
 #: A stream whose app has this much unread body is waiting on the app, not the client.
 _BODY_STALL_FLOOR = 1
-
-#: Queued output written at once rather than at the end of the loop turn.
-_WRITE_AT_ONCE = 64 * 1024
 
 #: What every HTTP/2 stream's scope advertises.
 H2_EXTENSIONS: dict[str, dict[str, Any]] = {
@@ -235,9 +233,7 @@ class H2Driver(asyncio.Protocol):
         self.idle_since = server.now
         self.write_paused_since = server.now
         self.closing = False
-        self._wbuf: list[bytes] = []
-        self._wsize = 0
-        self._write_scheduled = False
+        self._out = WriteBatch(self.loop, transport)
 
     def start(self, data: bytes) -> None:
         """Take over the transport and process the bytes already received."""
@@ -437,29 +433,10 @@ class H2Driver(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Queue frames; they go out in one write per loop turn (or at once past 64 KiB)."""
-        if not data:
-            return
-        self._wbuf.append(data)
-        self._wsize += len(data)
-        if self._wsize >= _WRITE_AT_ONCE:
-            self._write_now()
-        elif not self._write_scheduled:
-            self._write_scheduled = True
-            self.loop.call_soon(self._write_now)
+        self._out.write(data)
 
     def _write_now(self) -> None:
-        self._write_scheduled = False
-        pending = self._wbuf
-        if not pending:
-            return
-        transport = self.transport
-        if not transport.is_closing():
-            if len(pending) == 1:
-                transport.write(pending[0])
-            else:
-                transport.write(b"".join(pending))
-        pending.clear()
-        self._wsize = 0
+        self._out.flush()
 
     def _close(self) -> None:
         """Write what is queued, then close (the transport flushes its own buffer)."""

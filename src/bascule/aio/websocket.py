@@ -17,6 +17,7 @@ from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from bascule.aio.batch import WriteBatch
 from bascule.asgi.websocket import (
     Accept,
     Close,
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
     from bascule.asgi_types import ASGI3App, Message
 
 _CONNECT: dict[str, Any] = {"type": "websocket.connect"}
-
-#: Queued outgoing bytes written at once rather than at the end of the loop turn.
-_WRITE_AT_ONCE = 64 * 1024
 
 #: Received bytes held back (while the app reads earlier messages) before the
 #: socket stops being read.
@@ -77,9 +75,7 @@ class WebSocketSession(asyncio.Protocol):
         self._close_deadline: asyncio.TimerHandle | None = None
         self.trace = driver.trace
         self._max_queue = self.server.ws_limits.max_queue
-        self._wbuf: list[bytes] = []
-        self._wsize = 0
-        self._write_scheduled = False
+        self._out = WriteBatch(self.loop, self.transport)
 
     # the app's callables ---------------------------------------------------------
 
@@ -390,33 +386,16 @@ class WebSocketSession(asyncio.Protocol):
         chunks = conn.data_to_send()
         if not chunks:
             return
-        pending = self._wbuf
+        out = self._out
         for chunk in chunks:
             if not chunk:
-                self._write_now()
+                out.flush()
                 self.transport.close()  # the closing handshake is complete (or failed)
                 return
-            pending.append(chunk)
-            self._wsize += len(chunk)
-        if self._wsize >= _WRITE_AT_ONCE:
-            self._write_now()
-        elif not self._write_scheduled:
-            self._write_scheduled = True
-            self.loop.call_soon(self._write_now)
+            out.write(chunk)
 
     def _write_now(self) -> None:
-        self._write_scheduled = False
-        pending = self._wbuf
-        if not pending:
-            return
-        transport = self.transport
-        if not transport.is_closing():
-            if len(pending) == 1:
-                transport.write(pending[0])
-            else:
-                transport.writelines(pending)
-        pending.clear()
-        self._wsize = 0
+        self._out.flush()
 
     async def _wait_drain(self) -> None:
         if not self.write_paused or self.transport.is_closing():
