@@ -135,3 +135,12 @@ def recv_response(sock: socket.socket) -> bytes:
                 break
             rest += data
     return head + b"\r\n\r\n" + rest
+
+
+@pytest.fixture
+def clients() -> Iterator[list[Any]]:
+    """Raw HTTP/2 clients (tests.support.h2client.H2Client) a test made; closed afterwards."""
+    made: list[Any] = []
+    yield made
+    for client in made:
+        client.close()

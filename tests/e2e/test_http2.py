@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +129,6 @@ class Certs:
 @pytest.fixture
 def certs(tmp_path: Path) -> Certs:
     return Certs(tmp_path)
-
-
-@pytest.fixture
-def clients() -> Iterator[list[H2Client]]:
-    """Raw clients made by a test; their sockets are closed afterwards."""
-    made: list[H2Client] = []
-    yield made
-    for client in made:
-        client.close()
 
 
 def h2_client(server: LiveServer, clients: list[H2Client], **kwargs: Any) -> H2Client:

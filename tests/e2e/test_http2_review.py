@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hyperframe.frame import GoAwayFrame
 
 from tests.conftest import LiveServer
+from tests.e2e.test_http2 import h2_client as connect
 from tests.support.h2client import H2Client
 
 Live = Callable[..., LiveServer]
 Scope = dict[str, Any]
-
-
-@pytest.fixture
-def clients() -> Iterator[list[H2Client]]:
-    made: list[H2Client] = []
-    yield made
-    for client in made:
-        client.close()
-
-
-def connect(server: LiveServer, clients: list[H2Client], **kwargs: Any) -> H2Client:
-    client = H2Client(server.connect(), **kwargs)
-    clients.append(client)
-    return client
 
 
 async def app(scope: Scope, receive: Any, send: Any) -> None:

@@ -99,6 +99,11 @@ class H2Connection:
             header_encoding=None,
             validate_inbound_headers=True,
             normalize_inbound_headers=True,
+            # response_fields() lowercases, drops connection-specific fields and
+            # checks names and values (h2 does not check values), so h2's own
+            # outbound pass would only repeat the work.
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
         )
         self._h2 = conn = h2.connection.H2Connection(config=config)
         conn.local_settings = h2.settings.Settings(
