@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bascule.asgi.http import CycleState, FileBody, HttpCycle, Push
 from bascule.errors import AppMessageError, ClientDisconnected
-from bascule.logs import error_log
+from bascule.logs import ACCESS_FORMAT, access_log, error_log
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, InformationalResponse, ResponseHead
 
@@ -298,6 +299,25 @@ class RequestCycle:
             if self.task is not None:
                 self.driver.server.tasks.discard(self.task)
             self.driver.cycle_finished(self)
+
+    def log_access(self, client: str) -> None:
+        """The access-log line for this response (formatted only if the logger is on)."""
+        if access_log.isEnabledFor(20):
+            scope = self.scope
+            qs = scope["query_string"]
+            target = scope["raw_path"].decode("latin-1")
+            if qs:
+                target += "?" + qs.decode("latin-1")
+            access_log.info(
+                ACCESS_FORMAT,
+                client,
+                scope["method"],
+                target,
+                scope["http_version"],
+                self.http.status,
+                self.sent_bytes,
+                (perf_counter() - self.start_time) * 1000.0,
+            )
 
     def _target(self) -> str:
         scope = self.scope

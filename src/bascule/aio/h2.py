@@ -18,7 +18,7 @@ from bascule.aio.app import RequestCycle
 from bascule.aio.batch import WriteBatch
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope
-from bascule.logs import ACCESS_FORMAT, TRACE, access_log, error_log
+from bascule.logs import TRACE, error_log
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import (
     BodyChunk,
@@ -444,22 +444,7 @@ class H2Driver(asyncio.Protocol):
         self.transport.close()
 
     def log_access(self, cycle: RequestCycle) -> None:
-        if access_log.isEnabledFor(20):
-            scope = cycle.scope
-            qs = scope["query_string"]
-            target = scope["raw_path"].decode("latin-1")
-            if qs:
-                target += "?" + qs.decode("latin-1")
-            access_log.info(
-                ACCESS_FORMAT,
-                self.client_label,
-                scope["method"],
-                target,
-                "2",
-                cycle.http.status,
-                cycle.sent_bytes,
-                (perf_counter() - cycle.start_time) * 1000.0,
-            )
+        cycle.log_access(self.client_label)
 
     # what the server asks of every connection ------------------------------------------------
 

@@ -18,7 +18,7 @@ from bascule.aio.h2 import H2Driver
 from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
-from bascule.logs import ACCESS_FORMAT, REJECTED_FORMAT, TRACE, access_log, error_log
+from bascule.logs import REJECTED_FORMAT, TRACE, access_log, error_log
 from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHead
 from bascule.proto.http1.connection import H1Connection
@@ -437,22 +437,7 @@ class HttpDriver(asyncio.Protocol):
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """The last byte of the response was written."""
-        if access_log.isEnabledFor(20):
-            scope = cycle.scope
-            qs = scope["query_string"]
-            target = scope["raw_path"].decode("latin-1")
-            if qs:
-                target += "?" + qs.decode("latin-1")
-            access_log.info(
-                ACCESS_FORMAT,
-                self.client_label,
-                scope["method"],
-                target,
-                scope["http_version"],
-                cycle.http.status,
-                cycle.sent_bytes,
-                (perf_counter() - cycle.start_time) * 1000.0,
-            )
+        cycle.log_access(self.client_label)
         conn = self.conn
         if self._deferred_error is not None:
             self.cycle = None
