@@ -160,8 +160,8 @@ def test_server_settings_advertise_the_limits() -> None:
     assert values[_CODES.INITIAL_WINDOW_SIZE] == 100_000
     assert values[_CODES.MAX_FRAME_SIZE] == 32768
     assert values[_CODES.MAX_HEADER_LIST_SIZE] == 20_000
-    # RFC 8441 is not served yet, so extended CONNECT is not advertised.
-    assert values[_CODES.ENABLE_CONNECT_PROTOCOL] == 0
+    # RFC 8441: WebSockets over HTTP/2 (extended CONNECT) are served.
+    assert values[_CODES.ENABLE_CONNECT_PROTOCOL] == 1
     # the connection window is opened beyond 65,535 so streams do not starve each other
     window_updates = [e for e in events if isinstance(e, h2.events.WindowUpdated)]
     assert any(e.stream_id == 0 and e.delta > 0 for e in window_updates)

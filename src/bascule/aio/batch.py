@@ -9,9 +9,18 @@ the memory stay bounded.
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 #: Queued output written at once rather than at the end of the loop turn.
 WRITE_AT_ONCE = 64 * 1024
+
+
+class Writable(Protocol):
+    """What a WriteBatch writes to: a transport, or an HTTP/2 stream carrying a WebSocket."""
+
+    def write(self, data: bytes) -> None: ...
+    def writelines(self, chunks: list[bytes]) -> None: ...
+    def is_closing(self) -> bool: ...
 
 
 class WriteBatch:
@@ -19,9 +28,9 @@ class WriteBatch:
 
     __slots__ = ("_chunks", "_loop", "_scheduled", "_size", "_transport")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.BaseTransport) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: Writable) -> None:
         self._loop = loop
-        self._transport: asyncio.WriteTransport = transport  # type: ignore[assignment]
+        self._transport = transport
         self._chunks: list[bytes] = []
         self._size = 0
         self._scheduled = False

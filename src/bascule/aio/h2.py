@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from bascule.aio.app import RequestCycle
 from bascule.aio.batch import WriteBatch
+from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.http import Push
-from bascule.asgi.scope import ConnInfo, http_scope
+from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
 from bascule.logs import TRACE, error_log
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import (
@@ -34,6 +35,7 @@ from bascule.proto.http2.connection import (
     StreamReset,
     response_fields,
 )
+from bascule.proto.ws.handshake import HandshakeError, accept_fields, validate_h2
 
 if TYPE_CHECKING:
     from bascule.aio.server import ServerState
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
 _CANCEL = 0x8  # RST_STREAM CANCEL
 #: A stream whose app has this much unread body is waiting on the app, not the client.
 _BODY_STALL_FLOOR = 1
+
+#: Queued WebSocket bytes on a stream (waiting for window) before the session's send() waits.
+_WS_PENDING_LIMIT = 64 * 1024
 
 #: What every HTTP/2 stream's scope advertises.
 H2_EXTENSIONS: dict[str, dict[str, Any]] = {
@@ -208,6 +213,132 @@ class H2Stream:
         self.driver.push(self, push)
 
 
+class H2WebSocket:
+    """Carries one RFC 8441 WebSocket on an HTTP/2 stream.
+
+    A ``WebSocketSession`` sees it as both its driver and its transport:
+    before the app accepts, ``write`` sends connection bytes (the HTTP
+    answer the session built with ``conn``); after, the WebSocket frames go
+    out as DATA on the stream, within its flow-control window, and
+    ``pause_reading`` holds back the window credit for what the app has not
+    read.
+    """
+
+    def __init__(self, driver: H2Driver, stream: H2Stream) -> None:
+        self.h2driver = driver
+        self.stream = stream
+        self.stream_id = stream.stream_id
+        self.server: ServerState = driver.server
+        self.loop: asyncio.AbstractEventLoop = driver.loop
+        self.trace: bool = driver.trace
+        self.client_label: str = driver.client_label
+        self.conn = stream  # HTTP answers before accept (403, 500, denial) go through it
+        self.upgrading: object = None
+        self.session: WebSocketSession | None = None
+        self.accepted = False
+        self.closing = False
+        self.reading_paused = False
+        self.held_credit = 0
+
+    # the "driver" side --------------------------------------------------------------
+
+    @property
+    def transport(self) -> H2WebSocket:
+        return self
+
+    def accept_websocket(
+        self,
+        session: WebSocketSession,
+        subprotocol: str | None,
+        extension_header: str | None,
+        headers: list[tuple[bytes, bytes]],
+    ) -> tuple[int, bytes]:
+        fields = accept_fields(subprotocol, extension_header, headers)
+        h2c = self.h2driver.h2
+        h2c.send_head(self.stream_id, 200, response_fields(fields), checked=True)
+        self.accepted = True
+        self.h2driver.flush()
+        return 200, b""
+
+    def replace_with(self, session: WebSocketSession) -> None:
+        """Nothing to hand over: the connection stays the HTTP/2 driver's."""
+
+    # the "transport" side -----------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        driver = self.h2driver
+        if not self.accepted:
+            driver.write(data)  # connection bytes of an HTTP answer
+            return
+        if self.closing or not data:
+            return
+        driver.h2.send_body(self.stream_id, data)
+        driver.flush()
+        session = self.session
+        if session is not None and driver.h2.pending(self.stream_id) > _WS_PENDING_LIMIT:
+            session.pause_writing()
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        self.write(b"".join(chunks))
+
+    def is_closing(self) -> bool:
+        return self.closing or self.h2driver.transport.is_closing()
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        if self.accepted:
+            self.h2driver.h2.send_body(self.stream_id, b"", end=True)
+            self.h2driver.flush()
+        self.h2driver.ws_finished(self)
+
+    def abort(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.h2driver.h2.reset(self.stream_id, _CANCEL)
+            self.h2driver.flush()
+            self.h2driver.ws_finished(self)
+
+    def pause_reading(self) -> None:
+        self.reading_paused = True
+
+    def resume_reading(self) -> None:
+        self.reading_paused = False
+        if self.held_credit:
+            self.h2driver.h2.consumed(self.stream_id, self.held_credit)
+            self.held_credit = 0
+            self.h2driver.flush()
+
+    def set_protocol(self, protocol: object) -> None:
+        """Data is routed by stream id; nothing to switch."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.h2driver.transport.get_extra_info(name, default)
+
+    # from the connection ------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        session = self.session
+        if session is None or session.conn is None:
+            self.h2driver.h2.consumed(self.stream_id, len(data))  # not accepted: drop
+            return
+        session.data_received(data)
+        if self.reading_paused:
+            self.held_credit += len(data)
+        else:
+            self.h2driver.h2.consumed(self.stream_id, len(data))
+
+    def window_opened(self) -> None:
+        session = self.session
+        if (
+            session is not None
+            and session.write_paused
+            and not self.h2driver.h2.pending(self.stream_id)
+        ):
+            session.resume_writing()
+
+
 class H2Driver(asyncio.Protocol):
     """One HTTP/2 connection."""
 
@@ -229,6 +360,8 @@ class H2Driver(asyncio.Protocol):
         self.trace = trace
         self.h2 = H2Connection(server.h2_limits)
         self.streams: dict[int, H2Stream] = {}
+        #: RFC 8441 WebSockets, by stream id.
+        self.websockets: dict[int, H2WebSocket] = {}
         self.write_paused = False
         self.idle_since = server.now
         self.write_paused_since = server.now
@@ -271,7 +404,9 @@ class H2Driver(asyncio.Protocol):
             if self.trace:
                 error_log.log(TRACE, "%s: %r", self.client_label, event)
             etype = type(event)
-            if etype is BodyChunk:
+            if etype is BodyChunk and event.stream_id in self.websockets:  # type: ignore[union-attr]
+                self.websockets[event.stream_id].feed(event.data)  # type: ignore[union-attr]
+            elif etype is BodyChunk:
                 stream = self.streams.get(event.stream_id)  # type: ignore[union-attr]
                 if stream is not None and stream.cycle is not None:
                     stream.last_data = self.server.now
@@ -280,6 +415,10 @@ class H2Driver(asyncio.Protocol):
                     self.h2.consumed(event.stream_id, len(event.data))  # type: ignore[union-attr]
             elif etype is RequestReceived:
                 self._start_stream(event)  # type: ignore[arg-type]
+            elif etype is BodyEnd and event.stream_id in self.websockets:  # type: ignore[union-attr]
+                ws_session = self.websockets[event.stream_id].session  # type: ignore[union-attr]
+                if ws_session is not None:
+                    ws_session.eof_received()  # the client ended its side of the stream
             elif etype is BodyEnd:
                 stream = self.streams.get(event.stream_id)  # type: ignore[union-attr]
                 if stream is not None and stream.cycle is not None:
@@ -292,6 +431,8 @@ class H2Driver(asyncio.Protocol):
         for stream in list(self.streams.values()):
             if stream._drain is not None and not stream.write_paused:
                 stream.wake()
+        for carrier in list(self.websockets.values()):
+            carrier.window_opened()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -299,6 +440,10 @@ class H2Driver(asyncio.Protocol):
             if stream.cycle is not None:
                 stream.cycle.on_disconnect()
             stream.wake()
+        for carrier in list(self.websockets.values()):
+            carrier.closing = True
+            if carrier.session is not None:
+                carrier.session.connection_lost(exc)
 
     def pause_writing(self) -> None:
         # The client does not read what we write: stop reading it too, so its
@@ -321,10 +466,7 @@ class H2Driver(asyncio.Protocol):
         stream = H2Stream(self, request.stream_id)
         self.streams[request.stream_id] = stream
         if request.upgrade:
-            # Extended CONNECT (RFC 8441) is not served yet: refuse the stream.
-            stream.held_head = None
-            self.h2.send_head(request.stream_id, 501, [(b"content-length", b"0")], end=True)
-            del self.streams[request.stream_id]
+            self._start_websocket(request, stream)
             return
         scope = http_scope(request, self.info, server.lifespan_state, self.stream_extensions())
         cycle = RequestCycle(stream, scope, perf_counter())
@@ -346,6 +488,39 @@ class H2Driver(asyncio.Protocol):
             return
         task = stream.task = cycle.task = self.loop.create_task(cycle.run(server.app))
         server.tasks.add(task)
+
+    def _start_websocket(self, request: RequestReceived, stream: H2Stream) -> None:
+        """RFC 8441: a WebSocket on this stream, served by the same session as HTTP/1.1's."""
+        server = self.server
+        try:
+            if not server.ws_enabled:
+                raise HandshakeError("WebSocket is disabled (--no-ws)", 501)
+            handshake = validate_h2(request)
+        except HandshakeError as exc:
+            error_log.warning("bad WebSocket request from %s: %s", self.client_label, exc)
+            headers = [*exc.headers, (b"content-length", b"0")]
+            self.h2.send_head(request.stream_id, exc.status_hint, headers, end=True)
+            del self.streams[request.stream_id]
+            return
+        tls = {"tls": self.extensions["tls"]} if "tls" in self.extensions else None
+        scope = websocket_scope(
+            request, self.info, server.lifespan_state, handshake.subprotocols, tls
+        )
+        carrier = H2WebSocket(self, stream)
+        session = WebSocketSession(carrier, handshake, scope)
+        carrier.session = session
+        self.websockets[request.stream_id] = carrier
+        del self.streams[request.stream_id]
+        task = self.loop.create_task(session.run(server.app))
+        server.tasks.add(task)
+
+    def ws_finished(self, carrier: H2WebSocket) -> None:
+        if self.websockets.get(carrier.stream_id) is carrier:
+            del self.websockets[carrier.stream_id]
+        if not self.streams and not self.websockets:
+            self.idle_since = self.server.now
+            if self.closing:
+                self._close()
 
     def push(self, parent: H2Stream, push: Push) -> None:
         cycle = parent.cycle
@@ -377,6 +552,12 @@ class H2Driver(asyncio.Protocol):
         self._reset(stream.stream_id)
 
     def _reset(self, stream_id: int) -> None:
+        carrier = self.websockets.pop(stream_id, None)
+        if carrier is not None:
+            carrier.closing = True
+            if carrier.session is not None:
+                carrier.session.connection_lost(None)
+            return
         stream = self.streams.pop(stream_id, None)
         if stream is None:
             return
@@ -450,7 +631,7 @@ class H2Driver(asyncio.Protocol):
 
     @property
     def busy(self) -> bool:
-        return bool(self.streams)
+        return bool(self.streams or self.websockets)
 
     def check_timeouts(self, now: float) -> None:
         timeouts = self.server.timeouts
@@ -497,11 +678,14 @@ class H2Driver(asyncio.Protocol):
             self._close()
 
     def shutdown(self) -> None:
-        """GOAWAY with the last stream id; open streams may finish."""
+        """GOAWAY with the last stream id; open streams may finish; WebSockets get 1001."""
         self.closing = True
         self.h2.goaway()
+        for carrier in list(self.websockets.values()):
+            if carrier.session is not None:
+                carrier.session.shutdown()
         self.flush()
-        if not self.streams:
+        if not self.streams and not self.websockets:
             self._close()
 
     def abort(self) -> None:

@@ -24,7 +24,7 @@ from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHe
 from bascule.proto.http1.connection import H1Connection
 from bascule.proto.http1.reader import upgrade_token
 from bascule.proto.negotiate import from_alpn, sniff
-from bascule.proto.ws.handshake import HandshakeError, is_websocket_upgrade
+from bascule.proto.ws.handshake import HandshakeError, is_websocket_upgrade, response_101
 from bascule.proto.ws.handshake import validate as validate_handshake
 
 if TYPE_CHECKING:
@@ -315,6 +315,27 @@ class HttpDriver(asyncio.Protocol):
             self.server, self.transport, self.info, self.extensions, self.client_label, self.trace
         )
         driver.start(data)
+
+    def accept_websocket(
+        self,
+        session: WebSocketSession,
+        subprotocol: str | None,
+        extension_header: str | None,
+        headers: list[tuple[bytes, bytes]],
+    ) -> tuple[int, bytes]:
+        """Write the 101 and hand the transport to ``session``; (status, bytes already read)."""
+        head = response_101(
+            session.handshake,
+            subprotocol,
+            extension_header,
+            headers,
+            self.server.default_headers.encoded,
+        )
+        self.transport.write(head)
+        leftover = bytes(self.conn.upgrade_data or b"")
+        self.replace_with(session)
+        self.transport.set_protocol(session)
+        return 101, leftover
 
     def replace_with(self, session: WebSocketSession) -> None:
         """The session takes this connection over (after the 101)."""

@@ -33,9 +33,10 @@ from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, ResponseHead
 from bascule.proto.ws.connection import WsClosed, WsConnection, WsEvent, WsMessage, WsPong
 from bascule.proto.ws.deflate import negotiate
-from bascule.proto.ws.handshake import Handshake, response_101
+from bascule.proto.ws.handshake import Handshake
 
 if TYPE_CHECKING:
+    from bascule.aio.h2 import H2WebSocket
     from bascule.aio.transport import HttpDriver
     from bascule.asgi_types import ASGI3App, Message
 
@@ -49,7 +50,9 @@ _HOLD_LIMIT = 64 * 1024
 class WebSocketSession(asyncio.Protocol):
     """The app side and (after accept) the transport side of one WebSocket."""
 
-    def __init__(self, driver: HttpDriver, handshake: Handshake, scope: dict[str, Any]) -> None:
+    def __init__(
+        self, driver: HttpDriver | H2WebSocket, handshake: Handshake, scope: dict[str, Any]
+    ) -> None:
         self.driver = driver
         self.server = driver.server
         self.loop = driver.loop
@@ -231,7 +234,7 @@ class WebSocketSession(asyncio.Protocol):
             access_log.info(
                 ACCESS_FORMAT,
                 self.driver.client_label,
-                "GET",
+                "CONNECT" if scope["http_version"] == "2" else "GET",
                 scope["raw_path"].decode("latin-1")
                 + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""),
                 scope["http_version"],
@@ -250,25 +253,15 @@ class WebSocketSession(asyncio.Protocol):
         extension_header, extensions = negotiate(
             self.handshake.extension_offers, limits.per_message_deflate
         )
-        transport = self.transport
         try:
-            head = response_101(
-                self.handshake,
-                subprotocol,
-                extension_header,
-                action.headers,
-                self.server.default_headers.encoded,
+            self.status, leftover = self.driver.accept_websocket(
+                self, subprotocol, extension_header, action.headers
             )
         except LocalProtocolError:
             self.cycle.state = WsState.CONNECTING  # nothing written: the client still gets a 500
             raise
-        transport.write(head)
-        self.status = 101
         self._log_access()
         self.conn = WsConnection(limits, extensions)
-        leftover = self.driver.conn.upgrade_data
-        self.driver.replace_with(self)
-        transport.set_protocol(self)
         if leftover:
             self.data_received(bytes(leftover))
         self._resume_reading()

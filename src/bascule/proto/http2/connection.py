@@ -113,9 +113,8 @@ class H2Connection:
                 _SETTINGS.INITIAL_WINDOW_SIZE: limits.initial_window_size,
                 _SETTINGS.MAX_FRAME_SIZE: limits.max_inbound_frame_size,
                 _SETTINGS.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-                # RFC 8441 (WebSocket over HTTP/2) is not served yet: advertising
-                # it would make browsers try, with no fallback to HTTP/1.1.
-                _SETTINGS.ENABLE_CONNECT_PROTOCOL: 0,
+                # RFC 8441: WebSockets over this connection (extended CONNECT).
+                _SETTINGS.ENABLE_CONNECT_PROTOCOL: 1,
             },
         )
         conn.max_inbound_frame_size = limits.max_inbound_frame_size

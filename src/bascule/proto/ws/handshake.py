@@ -93,6 +93,45 @@ def validate(request: RequestReceived) -> Handshake:
     return Handshake(accept_key(key), subprotocols, offers)
 
 
+def validate_h2(request: RequestReceived) -> Handshake:
+    """Check an HTTP/2 extended CONNECT (RFC 8441 §5); raise HandshakeError if it is invalid.
+
+    There is no key to answer over HTTP/2: the stream itself is the upgrade.
+    """
+    if request.method != "CONNECT" or request.protocol.lower() != b"websocket":
+        raise HandshakeError("extended CONNECT for a protocol other than websocket", 501)
+    versions = [v.strip() for n, v in request.headers if n == b"sec-websocket-version"]
+    if versions != [b"13"]:
+        raise HandshakeError(
+            f"unsupported Sec-WebSocket-Version {b', '.join(versions).decode('latin-1')!r}"
+            " (only 13)",
+            426,
+            [(b"sec-websocket-version", b"13")],
+        )
+    subprotocols = [
+        t.strip().decode("latin-1")
+        for n, v in request.headers
+        if n == b"sec-websocket-protocol"
+        for t in v.split(b",")
+        if t.strip()
+    ]
+    offers = [v.decode("latin-1") for n, v in request.headers if n == b"sec-websocket-extensions"]
+    return Handshake(b"", subprotocols, offers)
+
+
+def accept_fields(subprotocol: str | None, extensions: str | None, extra: Headers) -> Headers:
+    """The fields of a ``200`` accepting an RFC 8441 WebSocket (checked like the 101's)."""
+    if subprotocol is not None and not (subprotocol.isascii() and is_token(subprotocol.encode())):
+        raise LocalProtocolError(f"subprotocol {subprotocol!r} is not a valid token")
+    fields: Headers = []
+    if subprotocol is not None:
+        fields.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
+    if extensions:
+        fields.append((b"sec-websocket-extensions", extensions.encode("latin-1")))
+    fields.extend(extra)
+    return fields
+
+
 def response_101(
     handshake: Handshake,
     subprotocol: str | None,
