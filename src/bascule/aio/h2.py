@@ -316,6 +316,12 @@ class H2WebSocket:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.h2driver.transport.get_extra_info(name, default)
 
+    def get_write_buffer_size(self) -> int:
+        """Bytes queued on this stream for flow-control window (and in the socket's buffer)."""
+        return self.h2driver.h2.pending(self.stream_id) + int(
+            self.h2driver.transport.get_write_buffer_size()
+        )
+
     # from the connection ------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
