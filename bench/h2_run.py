@@ -50,7 +50,6 @@ from run import (
     APP,
     EXPECTED_BODY,
     HOST,
-    READY_TIMEOUT_S,
     REPO_ROOT,
     Pinning,
     RunFailed,
@@ -70,6 +69,7 @@ from run import (
     start_server,
     stop_server,
 )
+from run import wait_ready as run_wait_ready
 from ws_load import group_cpu_seconds
 
 # Slack added on top of h2load's warm-up + duration before we give up on it.
@@ -323,25 +323,7 @@ def _probe(port: int, timeout: float) -> str | None:
 
 def wait_ready(proc: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> float:
     """Poll with a real HTTP/2 request until it succeeds; return seconds waited."""
-    start = time.monotonic()
-    deadline = start + READY_TIMEOUT_S
-    last_error = "never probed"
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        if code is not None:
-            raise RunFailed(
-                f"server exited with code {code} before becoming ready: " + _tail(_read_log(log))
-            )
-        remaining = deadline - time.monotonic()
-        problem = _probe(port, timeout=max(0.2, min(PROBE_TIMEOUT_S, remaining)))
-        if problem is None:
-            return time.monotonic() - start
-        last_error = problem
-        time.sleep(PROBE_INTERVAL_S)
-    raise RunFailed(
-        f"not ready after {READY_TIMEOUT_S:.0f} s (last probe: {last_error}); "
-        "log: " + _tail(_read_log(log))
-    )
+    return run_wait_ready(proc, port, log, probe=_probe, probe_timeout=PROBE_TIMEOUT_S)
 
 
 def _children_cpu_s() -> float:

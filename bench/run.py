@@ -283,8 +283,8 @@ def start_server(
         raise RunFailed(f"could not launch {shlex.join(argv)}: {exc}") from exc
 
 
-def _probe(port: int, timeout: float) -> str | None:
-    """One readiness probe: TCP connect, then a real GET. None means ready."""
+def http_probe(port: int, timeout: float, expected: bytes = EXPECTED_BODY) -> str | None:
+    """One readiness probe: TCP connect, then a real GET answered ``expected``. None: ready."""
     try:
         with socket.create_connection((HOST, port), timeout=timeout):
             pass
@@ -299,13 +299,19 @@ def _probe(port: int, timeout: float) -> str | None:
         return f"GET /: {exc!r}"
     finally:
         conn.close()
-    if response.status != 200 or body != EXPECTED_BODY:
+    if response.status != 200 or body != expected:
         return f"GET / returned {response.status} {body[:60]!r}"
     return None
 
 
-def wait_ready(proc: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> float:
-    """Poll until the server answers GET / correctly; return seconds waited."""
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    log: IO[bytes],
+    probe: Callable[[int, float], str | None] = http_probe,
+    probe_timeout: float = 2.0,
+) -> float:
+    """Poll ``probe`` until the server answers correctly; return seconds waited."""
     start = time.monotonic()
     deadline = start + READY_TIMEOUT_S
     last_error = "never probed"
@@ -316,7 +322,7 @@ def wait_ready(proc: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> floa
                 f"server exited with code {code} before becoming ready: " + _tail(_read_log(log))
             )
         remaining = deadline - time.monotonic()
-        problem = _probe(port, timeout=max(0.1, min(2.0, remaining)))
+        problem = probe(port, max(0.1, min(probe_timeout, remaining)))
         if problem is None:
             return time.monotonic() - start
         last_error = problem

@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import http.client
 import json
 import os
 import platform
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +54,12 @@ from run import (
     cpu_model,
     decide_pinning,
     free_port,
+    http_probe,
     package_version,
     start_server,
     stop_server,
 )
+from run import wait_ready as run_wait_ready
 
 APP = "bench.ws_app:app"
 LOAD_SCRIPT = Path(__file__).resolve().parent / "ws_load.py"
@@ -234,47 +233,10 @@ class Summary:
 # --------------------------------------------------------------------------
 
 
-def _probe(port: int, timeout: float) -> str | None:
-    """One readiness probe: a real ``GET /`` answered ``200 ok``. None means ready."""
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        return f"connect: {exc}"
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        body = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        return f"GET /: {exc!r}"
-    finally:
-        conn.close()
-    if response.status != 200 or body != READY_BODY:
-        return f"GET / returned {response.status} {body[:60]!r}"
-    return None
-
-
 def wait_ready(proc: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> float:
-    """Poll until the server answers ``GET /``; return seconds waited."""
-    start = time.monotonic()
-    deadline = start + READY_TIMEOUT_S
-    last_error = "never probed"
-    while time.monotonic() < deadline:
-        code = proc.poll()
-        if code is not None:
-            raise RunFailed(
-                f"server exited with code {code} before becoming ready: " + _tail(_read_log(log))
-            )
-        remaining = deadline - time.monotonic()
-        problem = _probe(port, timeout=max(0.1, min(2.0, remaining)))
-        if problem is None:
-            return time.monotonic() - start
-        last_error = problem
-        time.sleep(0.05)
-    raise RunFailed(
-        f"not ready after {READY_TIMEOUT_S:.0f} s (last probe: {last_error}); "
-        "log: " + _tail(_read_log(log))
+    """Poll until the echo app answers ``GET /`` with ``ok``; return seconds waited."""
+    return run_wait_ready(
+        proc, port, log, probe=lambda p, timeout: http_probe(p, timeout, READY_BODY)
     )
 
 
