@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -114,8 +115,12 @@ def test_pathsend_and_zerocopysend_http1(live: Live, tmp_path: Path) -> None:
     assert r.content == payload
     r = httpx.get(f"{server.url}/zerocopy?{target}")
     assert r.content == payload[5:15]
-    # a path that does not exist: 500, the head was never written
+    # a path that does not exist, or is not a regular file: 500, the head was never written
     r = httpx.get(f"{server.url}/file/x?{tmp_path / 'missing'}")
+    assert r.status_code == 500
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = httpx.get(f"{server.url}/file/x?{fifo}", timeout=5)
     assert r.status_code == 500
 
 

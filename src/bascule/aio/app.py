@@ -222,8 +222,10 @@ class RequestCycle:
         conn = driver.conn
         loop = driver.loop
         if event.path is not None:
+            if not os.path.isfile(event.path):  # a FIFO or device would block or never end
+                raise AppMessageError(f"http.response.pathsend: {event.path!r} is not a file")
             try:
-                f = open(event.path, "rb")  # noqa: SIM115 - closed in finally
+                f = await loop.run_in_executor(None, open, event.path, "rb")
             except OSError as exc:
                 raise AppMessageError(
                     f"http.response.pathsend: cannot open {event.path!r}: {exc.strerror}"
