@@ -19,6 +19,7 @@ from hyperframe.frame import (
     GoAwayFrame,
     HeadersFrame,
     PingFrame,
+    RstStreamFrame,
     WindowUpdateFrame,
 )
 
@@ -806,3 +807,27 @@ def test_client_goaway_lets_open_streams_finish() -> None:
     pair.server.send_head(stream_id, 200, [(b"content-length", b"2")])
     pair.server.send_body(stream_id, b"ok", end=True)
     assert pair.server.data_to_send()  # frames for the open stream still go out
+
+
+def test_streams_over_the_advertised_maximum_are_refused_one_by_one() -> None:
+    """RFC 9113 §5.1.2: REFUSED_STREAM for the extra stream, the connection goes on."""
+    server = H2Connection(Http2Limits(max_concurrent_streams=3))
+    server.initiate()
+    server.data_to_send()
+    # A client that has not seen our SETTINGS yet may open more streams than allowed.
+    client = h2.connection.H2Connection(
+        config=h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    client.initiate_connection()
+    for _ in range(4):
+        stream_id = client.get_next_available_stream_id()
+        client.send_headers(
+            stream_id,
+            [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")],
+        )
+    events = server.receive_data(client.data_to_send())
+    opened = [e.stream_id for e in events if isinstance(e, RequestReceived)]
+    assert opened == [1, 3, 5]
+    assert not any(isinstance(e, ConnectionEnded) for e in events)
+    resets = [f for f in frames(server.data_to_send()) if isinstance(f, RstStreamFrame)]
+    assert [(f.stream_id, f.error_code) for f in resets] == [(7, 0x7)]  # REFUSED_STREAM

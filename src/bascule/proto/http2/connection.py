@@ -147,6 +147,19 @@ class H2Connection:
         """Queue our connection preface (SETTINGS, and a connection WINDOW_UPDATE)."""
         self._h2.initiate_connection()
         self._open_connection_window()
+        self._stream_headroom()
+
+    def _stream_headroom(self) -> None:
+        """Let h2 accept streams past the advertised maximum, so that we refuse them.
+
+        RFC 9113 §5.1.2: a stream over SETTINGS_MAX_CONCURRENT_STREAMS is a
+        stream error (REFUSED_STREAM); h2 would end the whole connection.  The
+        advertised value went out in the SETTINGS above; h2's own check gets
+        twice that, and beyond it a client is abusive enough for a connection
+        error.
+        """
+        settings = self._h2.local_settings._settings
+        settings[_SETTINGS.MAX_CONCURRENT_STREAMS] = deque([2 * self.limits.max_concurrent_streams])
 
     def _open_connection_window(self) -> None:
         extra = self._connection_window - 65535
@@ -159,6 +172,7 @@ class H2Connection:
         """Start after an HTTP/1.1 ``Upgrade: h2c`` (the request becomes stream 1)."""
         self._h2.initiate_upgrade_connection(settings_header)
         self._open_connection_window()
+        self._stream_headroom()
         self.last_stream_id = 1
 
     # receiving ---------------------------------------------------------------------
@@ -248,6 +262,13 @@ class H2Connection:
                     # Opened after our GOAWAY: refused, the client may retry elsewhere.
                     self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
                     continue
+                if (
+                    self._h2.open_inbound_streams > self.limits.max_concurrent_streams
+                    and self._open_before(event.stream_id) > self.limits.max_concurrent_streams  # type: ignore[attr-defined]
+                ):
+                    # Over the advertised maximum: refuse this stream only.
+                    self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
+                    continue
                 out.append(self._request(event))  # type: ignore[arg-type]
             elif etype is h2.events.StreamEnded:
                 # h2 reports the end of a stream once, as its own event (the
@@ -318,6 +339,14 @@ class H2Connection:
             False,
             bool(protocol),
             protocol,
+        )
+
+    def _open_before(self, stream_id: int) -> int:
+        """Open client streams up to and including ``stream_id`` (the later ones are refused)."""
+        return sum(
+            1
+            for sid, stream in self._h2.streams.items()
+            if sid % 2 and sid <= stream_id and stream.open
         )
 
     def _count_reset(self) -> bool:
