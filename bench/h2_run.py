@@ -62,6 +62,7 @@ from run import (
     _positive_int,
     _read_log,
     _tail,
+    choice_list,
     cpu_model,
     decide_pinning,
     free_port,
@@ -556,23 +557,6 @@ def render_report(
 # --------------------------------------------------------------------------
 
 
-def _server_list(text: str) -> list[str]:
-    names: list[str] = []
-    for raw in text.split(","):
-        name = raw.strip().lower()
-        if not name:
-            continue
-        if name not in SERVERS:
-            raise argparse.ArgumentTypeError(
-                f"unknown server {name!r} (choose from {', '.join(ALL_SERVERS)})"
-            )
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise argparse.ArgumentTypeError("no servers given")
-    return names
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark HTTP/2 cleartext (h2c) servers with h2load."
@@ -609,7 +593,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        type=_server_list,
+        type=choice_list(ALL_SERVERS, "server"),
         default=list(ALL_SERVERS),
         help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
     )

@@ -564,21 +564,26 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _server_list(text: str) -> list[str]:
-    names: list[str] = []
-    for raw in text.split(","):
-        name = raw.strip().lower()
-        if not name:
-            continue
-        if name not in SERVERS:
-            raise argparse.ArgumentTypeError(
-                f"unknown server {name!r} (choose from {', '.join(ALL_SERVERS)})"
-            )
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise argparse.ArgumentTypeError("no servers given")
-    return names
+def choice_list(choices: Sequence[str], what: str) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated subset of ``choices``, in order, without repeats."""
+
+    def parse(text: str) -> list[str]:
+        names: list[str] = []
+        for raw in text.split(","):
+            name = raw.strip().lower()
+            if not name:
+                continue
+            if name not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {what} {name!r} (choose from {', '.join(choices)})"
+                )
+            if name not in names:
+                names.append(name)
+        if not names:
+            raise argparse.ArgumentTypeError(f"no {what}s given")
+        return names
+
+    return parse
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -612,7 +617,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        type=_server_list,
+        type=choice_list(ALL_SERVERS, "server"),
         default=list(ALL_SERVERS),
         help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
     )

@@ -51,6 +51,7 @@ from run import (
     _positive_int,
     _read_log,
     _tail,
+    choice_list,
     cpu_model,
     decide_pinning,
     free_port,
@@ -446,26 +447,6 @@ def _target_line(summaries: Sequence[Summary]) -> str | None:
 # --------------------------------------------------------------------------
 
 
-def _choice_list(choices: Sequence[str], what: str) -> Any:
-    def parse(text: str) -> list[str]:
-        names: list[str] = []
-        for raw in text.split(","):
-            name = raw.strip().lower()
-            if not name:
-                continue
-            if name not in choices:
-                raise argparse.ArgumentTypeError(
-                    f"unknown {what} {name!r} (choose from {', '.join(choices)})"
-                )
-            if name not in names:
-                names.append(name)
-        if not names:
-            raise argparse.ArgumentTypeError(f"no {what}s given")
-        return names
-
-    return parse
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="WebSocket echo benchmark: bascule, uvicorn and hypercorn."
@@ -499,13 +480,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cases",
-        type=_choice_list(tuple(CASES), "case"),
+        type=choice_list(tuple(CASES), "case"),
         default=list(CASES),
         help=f"comma-separated subset of {','.join(CASES)} (default: all)",
     )
     parser.add_argument(
         "--servers",
-        type=_choice_list(ALL_SERVERS, "server"),
+        type=choice_list(ALL_SERVERS, "server"),
         default=list(ALL_SERVERS),
         help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
     )
