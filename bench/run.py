@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import http.client
 import importlib.metadata
 import os
@@ -73,9 +74,10 @@ class ServerSpec:
     extra_pythonpath: tuple[str, ...] = ()
 
 
-def _bascule_argv(port: int) -> list[str]:
+def bascule_argv(app: str, port: int) -> list[str]:
+    """bascule serving ``app`` on ``port``, one worker, access log off."""
     return [
-        sys.executable, "-m", "bascule", APP,
+        sys.executable, "-m", "bascule", app,
         "--host", HOST, "--port", str(port),
         "--no-access-log", "--log-level", "warning",
         "--app-dir", str(REPO_ROOT),
@@ -92,15 +94,18 @@ def _uvicorn_argv(port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _hypercorn_argv(port: int) -> list[str]:
-    # Hypercorn's access log is off unless --access-logfile is given.
+def hypercorn_argv(app: str, port: int) -> list[str]:
+    """hypercorn (uvloop worker) serving ``app``; its access log is off unless asked for."""
     return [
-        sys.executable, "-m", "hypercorn", APP,
+        sys.executable, "-m", "hypercorn", app,
         "--bind", f"{HOST}:{port}",
         "--worker-class", "uvloop",
         "--log-level", "warning",
     ]  # fmt: skip
 
+
+_bascule_argv = functools.partial(bascule_argv, APP)
+_hypercorn_argv = functools.partial(hypercorn_argv, APP)
 
 SERVERS: dict[str, ServerSpec] = {
     # src/ is put on PYTHONPATH so the working tree's bascule is benchmarked

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -51,11 +52,13 @@ from run import (
     _positive_int,
     _read_log,
     _tail,
+    bascule_argv,
     choice_list,
     cpu_model,
     decide_pinning,
     free_port,
     http_probe,
+    hypercorn_argv,
     package_version,
     start_server,
     stop_server,
@@ -89,15 +92,6 @@ VERSIONED_PACKAGES = (
 # --------------------------------------------------------------------------
 
 
-def _bascule_argv(port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "bascule", APP,
-        "--host", HOST, "--port", str(port),
-        "--no-access-log", "--log-level", "warning",
-        "--app-dir", str(REPO_ROOT),
-    ]  # fmt: skip
-
-
 def _uvicorn_argv(ws: str) -> Any:
     def argv(port: int) -> list[str]:
         return [
@@ -111,14 +105,8 @@ def _uvicorn_argv(ws: str) -> Any:
     return argv
 
 
-def _hypercorn_argv(port: int) -> list[str]:
-    # Hypercorn's access log is off unless --access-logfile is given.
-    return [
-        sys.executable, "-m", "hypercorn", APP,
-        "--bind", f"{HOST}:{port}",
-        "--worker-class", "uvloop",
-        "--log-level", "warning",
-    ]  # fmt: skip
+_bascule_argv = functools.partial(bascule_argv, APP)
+_hypercorn_argv = functools.partial(hypercorn_argv, APP)
 
 
 SERVERS: dict[str, ServerSpec] = {
