@@ -70,6 +70,21 @@ _500_BODY = b"Internal Server Error\n"
 _FILE_CHUNK = 256 * 1024
 
 
+PLAIN_TEXT: list[tuple[bytes, bytes]] = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+def whole_response(
+    conn: CycleConn,
+    status: int,
+    body: bytes,
+    defaults: DefaultHeaders,
+    headers: list[tuple[bytes, bytes]] = PLAIN_TEXT,
+) -> bytes:
+    """The bytes of a complete response with a Content-Length, through ``conn``."""
+    head = ResponseHead(1, status, [*headers, (b"content-length", b"%d" % len(body))])
+    return conn.send(head, defaults) + conn.send(BodyEnd(1, None, body))
+
+
 class RequestCycle:
     """State of one request/response on a connection."""
 
@@ -349,24 +364,17 @@ class RequestCycle:
             self._abort()
 
     def _send_500(self) -> None:
+        self.driver.conn.keep_alive = False
+        self.respond_plain(500, _500_BODY)
+
+    def respond_plain(self, status: int, body: bytes) -> None:
+        """Answer with a whole ``text/plain`` response the server writes itself (500, 503)."""
         driver = self.driver
-        conn = driver.conn
         self.http.state = CycleState.DONE
-        head = ResponseHead(
-            1,
-            500,
-            [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(_500_BODY)),
-            ],
-        )
-        conn.keep_alive = False
+        self.http.status = status
         self.pending_head = b""
-        self.http.status = 500
-        data = conn.send(head, driver.server.default_headers) + conn.send(BodyChunk(1, _500_BODY))
-        data += conn.send(BodyEnd(1))
-        self.sent_bytes = len(_500_BODY)
-        driver.write(data)
+        driver.write(whole_response(driver.conn, status, body, driver.server.default_headers))
+        self.sent_bytes = len(body)
         self.response_done = True
         driver.response_complete(self)
 

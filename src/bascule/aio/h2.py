@@ -480,16 +480,7 @@ class H2Driver(asyncio.Protocol):
         limit = server.limit_concurrency
         if limit is not None and len(server.tasks) >= limit:
             error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
-            body = b"Service Unavailable\n"
-            head = ResponseHead(request.stream_id, 503, [(b"content-length", b"%d" % len(body))])
-            stream.send(head, server.default_headers)
-            self.write(
-                stream.send(BodyChunk(request.stream_id, body))
-                + stream.send(BodyEnd(request.stream_id))
-            )
-            cycle.http.status = 503
-            cycle.response_done = True
-            self.log_access(cycle)
+            cycle.respond_plain(503, b"Service Unavailable\n")
             del self.streams[request.stream_id]
             return
         task = stream.task = cycle.task = self.loop.create_task(cycle.run(server.app))

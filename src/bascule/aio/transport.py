@@ -20,7 +20,7 @@ from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
 from bascule.logs import REJECTED_FORMAT, TRACE, access_log, error_log
 from bascule.proto.errors import RemoteProtocolError
-from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived, ResponseHead
+from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived
 from bascule.proto.http1.connection import H1Connection
 from bascule.proto.http1.reader import upgrade_token
 from bascule.proto.negotiate import from_alpn, sniff
@@ -349,27 +349,9 @@ class HttpDriver(asyncio.Protocol):
         return self.cycle is not None or self.upgrading is not None
 
     def _simple_response(self, cycle: RequestCycle, status: int, close: bool) -> None:
-        body = _ERROR_BODIES[status]
-        conn = self.conn
         if close:
-            conn.keep_alive = False
-        head = ResponseHead(
-            1,
-            status,
-            [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-            ],
-        )
-        cycle.http.status = status
-        cycle.response_done = True
-        cycle.sent_bytes = len(body)
-        self.write(
-            conn.send(head, self.server.default_headers)
-            + conn.send(BodyChunk(1, body))
-            + conn.send(BodyEnd(1))
-        )
-        self.response_complete(cycle)
+            self.conn.keep_alive = False
+        cycle.respond_plain(status, _ERROR_BODIES[status])
 
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
         cycle = self.cycle

@@ -17,6 +17,7 @@ from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from bascule.aio.app import whole_response
 from bascule.aio.batch import WriteBatch
 from bascule.asgi.websocket import (
     Accept,
@@ -199,9 +200,7 @@ class WebSocketSession(asyncio.Protocol):
             return
         conn = self.driver.conn
         conn.keep_alive = False
-        head = ResponseHead(1, status, [*headers, (b"content-length", b"%d" % len(body))])
-        data = conn.send(head, self.server.default_headers)
-        data += conn.send(BodyChunk(1, body)) + conn.send(BodyEnd(1))
+        data = whole_response(conn, status, body, self.server.default_headers, headers)
         self.status = status
         self.sent_bytes = len(body)
         self.transport.write(data)
