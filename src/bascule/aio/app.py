@@ -70,6 +70,13 @@ _500_BODY = b"Internal Server Error\n"
 _FILE_CHUNK = 256 * 1024
 
 
+def request_target(scope: dict[str, Any]) -> str:
+    """``path?query`` as the client sent it, for log lines."""
+    qs = scope["query_string"]
+    target: str = scope["raw_path"].decode("latin-1")
+    return target + "?" + qs.decode("latin-1") if qs else target
+
+
 PLAIN_TEXT: list[tuple[bytes, bytes]] = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
@@ -321,15 +328,11 @@ class RequestCycle:
         """The access-log line for this response (formatted only if the logger is on)."""
         if access_log.isEnabledFor(20):
             scope = self.scope
-            qs = scope["query_string"]
-            target = scope["raw_path"].decode("latin-1")
-            if qs:
-                target += "?" + qs.decode("latin-1")
             access_log.info(
                 ACCESS_FORMAT,
                 client,
                 scope["method"],
-                target,
+                request_target(scope),
                 scope["http_version"],
                 self.http.status,
                 self.sent_bytes,
@@ -337,10 +340,7 @@ class RequestCycle:
             )
 
     def _target(self) -> str:
-        scope = self.scope
-        qs = scope["query_string"]
-        path = scope["raw_path"].decode("latin-1")
-        return f'"{scope["method"]} {path}{"?" + qs.decode("latin-1") if qs else ""}"'
+        return f'"{self.scope["method"]} {request_target(self.scope)}"'
 
     def _fail(self, message: str, exc: BaseException | None, retract: bool = True) -> None:
         if self.disconnected:

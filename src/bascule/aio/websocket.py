@@ -17,7 +17,7 @@ from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from bascule.aio.app import whole_response
+from bascule.aio.app import request_target, whole_response
 from bascule.aio.batch import WriteBatch
 from bascule.asgi.websocket import (
     Accept,
@@ -234,8 +234,7 @@ class WebSocketSession(asyncio.Protocol):
                 ACCESS_FORMAT,
                 self.driver.client_label,
                 "CONNECT" if scope["http_version"] == "2" else "GET",
-                scope["raw_path"].decode("latin-1")
-                + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""),
+                request_target(scope),
                 scope["http_version"],
                 self.status,
                 self.sent_bytes,
