@@ -33,6 +33,7 @@ class Interface(Enum):
     AUTO = "auto"
     ASGI3 = "asgi3"
     ASGI2 = "asgi2"
+    WSGI = "wsgi"
 
 
 class LifespanMode(Enum):
@@ -57,6 +58,13 @@ class CertReqs(Enum):
     NONE = "none"
     OPTIONAL = "optional"
     REQUIRED = "required"
+
+
+class LogFormat(Enum):
+    """How log lines are written."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 class LogLevel(Enum):
@@ -113,7 +121,13 @@ class Config:
     )
     factory: bool = _opt(False, "treat APP as a factory: call it with no arguments to get the app")
     interface: Interface = _opt(
-        Interface.AUTO, "application interface: ASGI 3 or ASGI 2 (double callable)"
+        Interface.AUTO,
+        "application interface: ASGI 3, ASGI 2 (double callable) or WSGI (run in a thread pool)",
+    )
+    wsgi_max_workers: int | None = _opt(
+        None,
+        "threads running WSGI requests (default: min(32, CPUs + 4)); more requests wait",
+        metavar="N",
     )
     lifespan: LifespanMode = _opt(
         LifespanMode.AUTO, "lifespan protocol: auto (use it if the app supports it), on, off"
@@ -126,6 +140,72 @@ class Config:
     )
     log_level: LogLevel = _opt(LogLevel.INFO, "level of the bascule.error logger")
     access_log: bool = _opt(True, "one line per response on the bascule.access logger")
+    access_log_format: str | None = _opt(
+        None,
+        "access line template with {field} names: client, method, path, query, protocol, "
+        "status, bytes, duration_ms, request header by {header_NAME} (see docs/logging.md)",
+        metavar="TEMPLATE",
+    )
+    log_format: LogFormat = _opt(
+        LogFormat.TEXT, "log line format: text, or json (one JSON object per line)"
+    )
+    log_config: str | None = _opt(
+        None,
+        "logging configuration: dictConfig as .json/.yaml/.toml, or fileConfig .ini",
+        metavar="PATH",
+    )
+    config: str | None = _opt(
+        None,
+        "TOML file of options (default: [tool.bascule] of ./pyproject.toml when present)",
+        metavar="PATH",
+    )
+    workers: int = _opt(
+        1,
+        "worker processes; 0 or 1 serve in this process, more start a supervisor",
+        metavar="N",
+    )
+    max_requests: int | None = _opt(
+        None, "replace a worker gracefully after it served this many requests", metavar="N"
+    )
+    max_requests_jitter: int = _opt(
+        0, "add a random 0..N to --max-requests per worker (spread the restarts)", metavar="N"
+    )
+    reload: bool = _opt(False, "development: restart the worker when a watched file changes")
+    reload_dir: tuple[str, ...] = _opt(
+        (), "directory to watch with --reload (default: current); repeatable", metavar="DIR"
+    )
+    reload_include: tuple[str, ...] = _opt(
+        (), "glob of files whose change reloads (default: *.py); repeatable", metavar="GLOB"
+    )
+    reload_exclude: tuple[str, ...] = _opt(
+        (),
+        "glob of files ignored by --reload (default: .*, *.py[cod], *~); repeatable",
+        metavar="GLOB",
+    )
+    pid: str | None = _opt(None, "write the supervisor's process id to this file", metavar="PATH")
+    uds_permissions: str | None = _opt(
+        None, "octal mode of unix sockets bound with --bind unix:PATH, e.g. 660", metavar="MODE"
+    )
+    reuse_port: bool = _opt(False, "set SO_REUSEPORT on TCP listeners")
+    proxy_headers: bool = _opt(
+        False,
+        "take client address, scheme and host from X-Forwarded-* / Forwarded sent by "
+        "--forwarded-allow-ips peers",
+    )
+    forwarded_allow_ips: tuple[str, ...] = _opt(
+        ("127.0.0.1", "::1"),
+        "proxies trusted for --proxy-headers: addresses, CIDRs, 'unix' or '*'; "
+        "repeatable or comma-separated",
+        metavar="ADDRESSES",
+    )
+    proxy_protocol: bool = _opt(
+        False,
+        "every connection starts with a PROXY protocol v1 or v2 header (HAProxy, cloud load "
+        "balancers); connections without one are closed",
+    )
+    metrics_bind: str | None = _opt(
+        None, "serve Prometheus metrics on this HOST:PORT (a separate listener)", metavar="ADDRESS"
+    )
     timeout_keep_alive: float = _opt(
         5.0, "close a keep-alive connection idle this many seconds", metavar="SECONDS"
     )
@@ -247,7 +327,14 @@ class Config:
                     raise ConfigError(
                         f"--{flag(name)}: expected one of {choices}, got {value!r}"
                     ) from None
-        for name in ("bind", "header"):
+        for name in (
+            "bind",
+            "header",
+            "reload_dir",
+            "reload_include",
+            "reload_exclude",
+            "forwarded_allow_ips",
+        ):
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, (value,))
@@ -263,6 +350,16 @@ class Config:
             raise ConfigError(f"--port: must be in 0..65535, got {self.port}")
         for address in self.bind:
             parse_bind(address)
+        if self.metrics_bind is not None:
+            split_host_port(self.metrics_bind)
+        if self.workers < 0:
+            raise ConfigError(f"--workers: must be >= 0, got {self.workers}")
+        if self.max_requests_jitter < 0:
+            raise ConfigError(
+                f"--max-requests-jitter: must be >= 0, got {self.max_requests_jitter}"
+            )
+        if self.uds_permissions is not None:
+            self.uds_mode()
         if not math.isfinite(self.ws_ping_interval) or self.ws_ping_interval < 0:
             raise ConfigError(f"--ws-ping-interval: must be >= 0, got {self.ws_ping_interval}")
         for name in (
@@ -280,6 +377,8 @@ class Config:
         for name in (
             "limit_concurrency",
             "limit_request_body",
+            "wsgi_max_workers",
+            "max_requests",
             "backlog",
             "max_request_header_size",
             "ws_max_size",
@@ -381,6 +480,30 @@ class Config:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return [f"{host}:{self.port}"]
 
+    def uds_mode(self) -> int | None:
+        """``--uds-permissions`` as a mode number (``"660"`` → 0o660)."""
+        if self.uds_permissions is None:
+            return None
+        text = self.uds_permissions.strip()
+        try:
+            mode = int(text.removeprefix("0o"), 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise ConfigError(
+                f"--uds-permissions: expected an octal mode like 660, got {self.uds_permissions!r}"
+            )
+        return mode
+
+    def allowed_proxies(self) -> list[str]:
+        """``--forwarded-allow-ips`` entries, comma-separated values split."""
+        return [
+            part.strip()
+            for item in self.forwarded_allow_ips
+            for part in item.split(",")
+            if part.strip()
+        ]
+
     def extra_headers(self) -> list[tuple[bytes, bytes]]:
         """``--header`` values as (lowercased name, value) pairs."""
         return [parse_header(item) for item in self.header]
@@ -391,6 +514,7 @@ _ENUM_FIELDS: dict[str, type[Enum]] = {
     "lifespan": LifespanMode,
     "loop": LoopChoice,
     "log_level": LogLevel,
+    "log_format": LogFormat,
     "cert_reqs": CertReqs,
 }
 

@@ -7,6 +7,10 @@ per response).  Configure them like any logger.
 
 import logging
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bascule.config import Config
 
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
@@ -34,3 +38,37 @@ def configure(level: str, access: bool) -> None:
             logger.propagate = False
         logger.setLevel(numeric if logger is error_log else logging.INFO)
         logger.disabled = not enabled
+
+
+def configure_logging(config: "Config") -> None:
+    """Set up logging for one process from the options (level, access log)."""
+    configure(config.log_level.value, config.access_log)
+
+
+def request_target(scope: dict[str, Any]) -> str:
+    """``path?query`` as the client sent it, for log lines."""
+    qs = scope["query_string"]
+    target: str = scope["raw_path"].decode("latin-1")
+    return target + "?" + qs.decode("latin-1") if qs else target
+
+
+def log_request(
+    client: str, method: str, scope: dict[str, Any], status: int, sent: int, duration_ms: float
+) -> None:
+    """The access line of one answered request (callers check ``access_log.isEnabledFor``)."""
+    access_log.info(
+        ACCESS_FORMAT,
+        client,
+        method,
+        request_target(scope),
+        scope["http_version"],
+        status,
+        sent,
+        duration_ms,
+    )
+
+
+def log_rejected(client: str, status: int, sent: int) -> None:
+    """The access line of a request answered before it could be read."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(REJECTED_FORMAT, client, status, sent)

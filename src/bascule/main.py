@@ -13,7 +13,7 @@ from bascule.aio.server import Server
 from bascule.config import Config, Interface, LoopChoice
 from bascule.errors import AppLoadError, ConfigError
 from bascule.importer import asgi2_to_asgi3, is_asgi2, load_app
-from bascule.logs import configure, error_log
+from bascule.logs import configure_logging, error_log
 
 
 def prepare_app(config: Config) -> Any:
@@ -58,7 +58,7 @@ def run(app: Any = "bascule.demo:app", **options: Any) -> None:
     loaded, and SystemExit with a non-zero status when startup fails.
     """
     config = Config(app=app, **options).validate()
-    configure(config.log_level.value, config.access_log)
+    configure_logging(config)
     asgi_app = prepare_app(config)
     with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
         status = runner.run(Server(config, asgi_app).serve())

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bascule.asgi.http import CycleState, FileBody, HttpCycle, Push
 from bascule.errors import AppMessageError, ClientDisconnected
-from bascule.logs import ACCESS_FORMAT, access_log, error_log
+from bascule.logs import access_log, error_log, log_request, request_target
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, InformationalResponse, ResponseHead
 
@@ -68,13 +68,6 @@ _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _500_BODY = b"Internal Server Error\n"
 #: Bytes read per step when a file is the body (pathsend / zerocopysend).
 _FILE_CHUNK = 256 * 1024
-
-
-def request_target(scope: dict[str, Any]) -> str:
-    """``path?query`` as the client sent it, for log lines."""
-    qs = scope["query_string"]
-    target: str = scope["raw_path"].decode("latin-1")
-    return target + "?" + qs.decode("latin-1") if qs else target
 
 
 PLAIN_TEXT: list[tuple[bytes, bytes]] = [(b"content-type", b"text/plain; charset=utf-8")]
@@ -327,13 +320,10 @@ class RequestCycle:
     def log_access(self, client: str) -> None:
         """The access-log line for this response (formatted only if the logger is on)."""
         if access_log.isEnabledFor(20):
-            scope = self.scope
-            access_log.info(
-                ACCESS_FORMAT,
+            log_request(
                 client,
-                scope["method"],
-                request_target(scope),
-                scope["http_version"],
+                self.scope["method"],
+                self.scope,
                 self.http.status,
                 self.sent_bytes,
                 (perf_counter() - self.start_time) * 1000.0,

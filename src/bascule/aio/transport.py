@@ -18,7 +18,7 @@ from bascule.aio.h2 import H2Driver
 from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
-from bascule.logs import REJECTED_FORMAT, TRACE, access_log, error_log
+from bascule.logs import TRACE, error_log, log_rejected
 from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived
 from bascule.proto.http1.connection import H1Connection
@@ -386,8 +386,7 @@ class HttpDriver(asyncio.Protocol):
             b"connection: close\r\n%b%b\r\n%b"
             % (status, body.strip(), len(body), extra, self.server.default_headers.encoded, body)
         )
-        if access_log.isEnabledFor(20):
-            access_log.info(REJECTED_FORMAT, self.client_label, status, len(body))
+        log_rejected(self.client_label, status, len(body))
         self.transport.close()
 
     # writing -------------------------------------------------------------------

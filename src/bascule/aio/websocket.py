@@ -17,7 +17,7 @@ from collections import deque
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from bascule.aio.app import request_target, whole_response
+from bascule.aio.app import whole_response
 from bascule.aio.batch import WriteBatch
 from bascule.asgi.websocket import (
     Accept,
@@ -29,7 +29,7 @@ from bascule.asgi.websocket import (
     WsState,
 )
 from bascule.errors import AppMessageError, ClientDisconnected
-from bascule.logs import ACCESS_FORMAT, TRACE, access_log, error_log
+from bascule.logs import TRACE, access_log, error_log, log_request
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, ResponseHead
 from bascule.proto.ws.connection import WsClosed, WsConnection, WsEvent, WsMessage, WsPong
@@ -229,13 +229,10 @@ class WebSocketSession(asyncio.Protocol):
 
     def _log_access(self) -> None:
         if access_log.isEnabledFor(20):
-            scope = self.scope
-            access_log.info(
-                ACCESS_FORMAT,
+            log_request(
                 self.driver.client_label,
-                "CONNECT" if scope["http_version"] == "2" else "GET",
-                request_target(scope),
-                scope["http_version"],
+                "CONNECT" if self.scope["http_version"] == "2" else "GET",
+                self.scope,
                 self.status,
                 self.sent_bytes,
                 (perf_counter() - self.start_time) * 1000.0,
