@@ -13,7 +13,7 @@ from typing import Any
 from bascule._version import __version__
 from bascule.aio.h2 import H2Driver
 from bascule.aio.lifespan import Lifespan
-from bascule.aio.sockets import bind_socket, describe
+from bascule.aio.sockets import describe, open_listeners, unix_paths
 from bascule.aio.tls import TlsInfo, server_context
 from bascule.aio.transport import HttpDriver
 from bascule.aio.websocket import WebSocketSession
@@ -111,8 +111,13 @@ class Server:
         for driver in list(state.connections):
             driver.transport.abort()
 
-    async def serve(self, install_signals: bool = True) -> int:
+    async def serve(
+        self, install_signals: bool = True, sockets: list[socket.socket] | None = None
+    ) -> int:
         """Run until stopped; returns the process exit status.
+
+        ``sockets``: listening sockets bound by someone else (a supervisor,
+        gunicorn); by default the ones the options name are bound here.
 
         0 after a graceful stop, 1 after a forced one (second signal),
         3 when lifespan startup fails.  Bind errors raise ConfigError.
@@ -124,14 +129,11 @@ class Server:
                 loop.add_signal_handler(sig, self.handle_signal, sig)
         # Bind first: a bad address fails before the app's startup runs, and
         # clients that connect during startup wait in the backlog.
-        try:
-            for address in config.binds():
-                self.sockets.append(bind_socket(address, config.backlog))
-                if address.startswith("unix:"):
-                    self._unix_paths.append(address[5:])
-        except Exception:
-            self._close_sockets()
-            raise
+        if sockets is None:
+            self.sockets = open_listeners(config)
+            self._unix_paths = unix_paths(self.sockets)
+        else:
+            self.sockets = list(sockets)  # the caller's: closed here, files left to the caller
         lifespan: Lifespan | None = None
         try:
             if config.lifespan is not LifespanMode.OFF:

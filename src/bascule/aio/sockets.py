@@ -5,7 +5,7 @@ import os
 import socket
 import stat
 
-from bascule.config import parse_bind, split_host_port
+from bascule.config import Config, parse_bind, split_host_port
 from bascule.errors import ConfigError
 
 
@@ -62,6 +62,31 @@ def bind_socket(address: str, backlog: int) -> socket.socket:
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
+
+
+def open_listeners(config: Config) -> list[socket.socket]:
+    """Every listening socket the options ask for; all closed again if one fails."""
+    sockets: list[socket.socket] = []
+    try:
+        for address in config.binds():
+            sockets.append(bind_socket(address, config.backlog))
+    except Exception:
+        for path in unix_paths(sockets):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def unix_paths(sockets: list[socket.socket]) -> list[str]:
+    """The filesystem paths of the unix sockets among ``sockets`` (removed at exit)."""
+    return [
+        sock.getsockname()
+        for sock in sockets
+        if sock.family == socket.AF_UNIX and isinstance(sock.getsockname(), str)
+    ]
 
 
 def describe(sock: socket.socket, tls: bool = False) -> str:
