@@ -118,3 +118,23 @@ def test_header_value_with_crlf_is_refused_on_http2(
     assert response.status == 500
     assert response.header(b"x-a") is None
     assert any("forbidden character" in r.getMessage() for r in caplog.records)
+
+
+def test_oversized_header_list_gets_431_and_the_connection_goes_on(
+    live: Live, clients: list[H2Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 9113 §10.5.1: a header list over the limit is answered 431 on its stream only."""
+    server = live(app, h2_max_header_list_size=8192)
+    client = connect(server, clients)
+    with caplog.at_level(logging.WARNING, logger="bascule.error"):
+        big = client.request("GET", "/big", extra=[(b"x-big", b"a" * 20_000)])
+        rejected = client.response(big)
+        assert rejected.status == 431
+        assert bytes(rejected.body) == b"Request Header Fields Too Large\n"
+        ok = client.response(client.request("POST", "/echo", body=b"still here"))
+    assert (ok.status, bytes(ok.body)) == (200, b"still here")
+    assert not client.goaways
+    assert any(
+        "header list of" in r.getMessage() and "over the 8192-byte limit (431)" in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]

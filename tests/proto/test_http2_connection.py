@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import struct
 import tracemalloc
@@ -9,6 +10,7 @@ import tracemalloc
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 import hpack
 import pytest
@@ -28,6 +30,7 @@ from bascule.proto.http2.connection import (
     ConnectionEnded,
     H2Connection,
     H2Event,
+    StreamRejected,
     StreamReset,
 )
 from bascule.proto.limits import Http2Limits
@@ -576,6 +579,10 @@ def _flood(pair: Pair, kind: str, count: int) -> list[H2Event]:
     for i in range(count):
         if kind == "ping":
             pair.client.ping(b"%08d" % i)
+        elif kind == "priority":
+            pair.client.prioritize(1, weight=1 + i % 200)
+        elif kind == "window-update":
+            pair.client.increment_flow_control_window(1)
         elif kind == "settings":
             pair.client.update_settings({_CODES.MAX_CONCURRENT_STREAMS: 100 + i})
         else:
@@ -583,7 +590,7 @@ def _flood(pair: Pair, kind: str, count: int) -> list[H2Event]:
     return events + pair.to_server()
 
 
-@pytest.mark.parametrize("kind", ["ping", "settings", "empty-data"])
+@pytest.mark.parametrize("kind", ["ping", "settings", "empty-data", "priority", "window-update"])
 def test_control_frame_flood_gets_enhance_your_calm(kind: str) -> None:
     pair = Pair(Http2Limits(control_frame_budget=20))
     events = _flood(pair, kind, 50)
@@ -600,7 +607,7 @@ def test_control_frame_flood_gets_enhance_your_calm(kind: str) -> None:
     assert pair.to_server() == []
 
 
-@pytest.mark.parametrize("kind", ["ping", "settings", "empty-data"])
+@pytest.mark.parametrize("kind", ["ping", "settings", "empty-data", "priority", "window-update"])
 def test_control_frames_within_budget_are_served(kind: str) -> None:
     pair = Pair(Http2Limits(control_frame_budget=20))
     events = _flood(pair, kind, 10)
@@ -611,6 +618,35 @@ def test_control_frames_within_budget_are_served(kind: str) -> None:
         assert len([e for e in client_side if isinstance(e, h2.events.PingAckReceived)]) == 10
     elif kind == "settings":
         assert len([e for e in client_side if isinstance(e, h2.events.SettingsAcknowledged)]) == 10
+
+
+def test_window_updates_earned_by_a_long_download_are_not_a_flood() -> None:
+    """A client with a small window sends WINDOW_UPDATEs all along a big response: fine."""
+    pair = Pair(Http2Limits(control_frame_budget=5))
+    stream_id, _ = pair.open()
+    pair.server.send_head(stream_id, 200, [])
+    pair.server.send_body(stream_id, b"x" * 2_000_000, end=True)
+    received = 0
+    ended = False
+    for _ in range(2000):
+        for event in pair.to_client():
+            if isinstance(event, h2.events.DataReceived):
+                received += len(event.data)
+                # the most eager client: a stream and a connection WINDOW_UPDATE per frame
+                pair.client.increment_flow_control_window(event.flow_controlled_length)
+                with contextlib.suppress(h2.exceptions.StreamClosedError):
+                    pair.client.increment_flow_control_window(
+                        event.flow_controlled_length, stream_id
+                    )
+            elif isinstance(event, h2.events.StreamEnded):
+                ended = True
+        events = pair.to_server()
+        assert not any(isinstance(e, ConnectionEnded) for e in events), events
+        if ended:
+            break
+    assert ended
+    assert received == 2_000_000
+    assert not pair.server.closed
 
 
 # --- protocol errors ---------------------------------------------------------------------------------
@@ -705,11 +741,13 @@ def test_header_list_within_the_limit_is_accepted() -> None:
     assert (b"x-big", b"a" * 30_000) in request.headers
 
 
-def test_oversized_header_list_is_refused_without_retaining_it() -> None:
+def test_header_list_over_the_hard_cap_ends_the_connection_without_retaining_it() -> None:
+    """An HPACK bomb: past 4x the advertised limit, decoding stops and the connection ends."""
     pair = Pair()
     stream_id = pair.client.get_next_available_stream_id()
+    cap = Http2Limits().header_list_hard_cap
     pair.client.send_headers(
-        stream_id, request_headers(extra=((b"x-big", b"a" * 70_000),)), end_stream=True
+        stream_id, request_headers(extra=((b"x-big", b"a" * (cap + 1000)),)), end_stream=True
     )
     data = pair.client.data_to_send()  # HEADERS + CONTINUATION frames
     assert len(data) > 16384
@@ -722,13 +760,57 @@ def test_oversized_header_list_is_refused_without_retaining_it() -> None:
         retained = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    # refused: no request reaches the app; the connection ends (HPACK bomb guard)
     assert not any(isinstance(e, RequestReceived) for e in events)
     assert len(events) == 1
     assert isinstance(events[0], ConnectionEnded)
     assert events[0].error_code == ENHANCE_YOUR_CALM
     assert [g.error_code for g in goaways(pair.server.data_to_send())] == [ENHANCE_YOUR_CALM]
     assert retained < 32 * 1024, f"{retained} bytes retained after refusing the header list"
+
+
+def _answer_of(pair: Pair, stream_id: int) -> tuple[int, bytes, list[h2.events.Event]]:
+    events = pair.to_client()
+    status = 0
+    body = b""
+    for event in events:
+        if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream_id:
+            status = int(dict(event.headers)[b":status"])
+        elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
+            body += event.data
+    return status, body, events
+
+
+def test_oversized_header_list_gets_431_on_its_stream_only() -> None:
+    """RFC 9113 §10.5.1: over SETTINGS_MAX_HEADER_LIST_SIZE, 431 for that stream; others go on."""
+    pair = Pair()
+    stream_id, events = pair.open(extra=((b"x-big", b"a" * 70_000),))
+    assert not any(isinstance(e, RequestReceived) for e in events)
+    rejected = [e for e in events if isinstance(e, StreamRejected)]
+    assert len(rejected) == 1
+    assert (rejected[0].stream_id, rejected[0].status) == (stream_id, 431)
+    assert "over the 65536-byte limit" in rejected[0].reason
+    assert not pair.server.closed
+    status, body, client_events = _answer_of(pair, stream_id)
+    assert (status, body) == (431, b"Request Header Fields Too Large\n")
+    assert any(isinstance(e, h2.events.StreamEnded) for e in client_events)
+    # the connection (and its HPACK state) still serves the next request
+    second, events = pair.open(extra=((b"x-small", b"b" * 100),))
+    request = events[0]
+    assert isinstance(request, RequestReceived)
+    assert request.stream_id == second
+    assert (b"x-small", b"b" * 100) in request.headers
+
+
+def test_oversized_header_list_with_a_body_is_answered_then_reset() -> None:
+    """The request body is not wanted: 431, then RST_STREAM(NO_ERROR) (RFC 9113 §8.1)."""
+    pair = Pair()
+    stream_id, events = pair.open("POST", "/", end=False, extra=((b"x-big", b"a" * 70_000),))
+    assert [type(e) for e in events] == [StreamRejected]
+    status, _, client_events = _answer_of(pair, stream_id)
+    assert status == 431
+    resets = [e for e in client_events if isinstance(e, h2.events.StreamReset)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [(stream_id, 0)]
+    assert not pair.server.closed
 
 
 def test_configured_max_header_list_size_is_enforced() -> None:
@@ -738,6 +820,7 @@ def test_configured_max_header_list_size_is_enforced() -> None:
     assert not any(isinstance(e, RequestReceived) for e in events), (
         "a 10 KB header list was accepted under a 4096-byte SETTINGS_MAX_HEADER_LIST_SIZE"
     )
+    assert [type(e) for e in events] == [StreamRejected]
 
 
 # --- GOAWAY --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from bascule.aio.batch import WriteBatch
 from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
-from bascule.logs import TRACE, error_log
+from bascule.logs import TRACE, error_log, log_rejected
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import (
     BodyChunk,
@@ -32,6 +32,7 @@ from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
 from bascule.proto.http2.connection import (
     ConnectionEnded,
     H2Connection,
+    StreamRejected,
     StreamReset,
     response_fields,
 )
@@ -433,6 +434,15 @@ class H2Driver(asyncio.Protocol):
                 self._reset(event.stream_id)  # type: ignore[union-attr]
             elif etype is ConnectionEnded:
                 self._ended(event)  # type: ignore[arg-type]
+            elif etype is StreamRejected:
+                error_log.warning(
+                    "bad request from %s (HTTP/2 stream %d): %s (%d)",
+                    self.client_label,
+                    event.stream_id,  # type: ignore[union-attr]
+                    event.reason,  # type: ignore[union-attr]
+                    event.status,  # type: ignore[union-attr]
+                )
+                log_rejected(self.client_label, event.status, 0)  # type: ignore[union-attr]
         self.flush()
         for stream in list(self.streams.values()):
             if stream._drain is not None and not stream.write_paused:

@@ -67,8 +67,9 @@ class Http2Limits:
     unread request body per stream.  ``max_header_list_size``: same 64 KiB as
     HTTP/1.1.  ``max_resets``: RST_STREAMs a client may send within
     ``reset_window`` streams before GOAWAY ENHANCE_YOUR_CALM (rapid reset,
-    CVE-2023-44487).  ``control_frame_budget``: SETTINGS/PING/empty DATA frames
-    tolerated per connection between app-visible events before GOAWAY.
+    CVE-2023-44487).  ``control_frame_budget``: SETTINGS/PING/PRIORITY/empty DATA frames
+    and unearned WINDOW_UPDATEs (beyond two per DATA frame sent) tolerated
+    per connection between requests or body bytes before GOAWAY.
     """
 
     max_concurrent_streams: int = 100
@@ -78,3 +79,12 @@ class Http2Limits:
     max_resets: int = 200
     reset_window: int = 1000
     control_frame_budget: int = 1000
+
+    @property
+    def header_list_hard_cap(self) -> int:
+        """Decoded header list size past which the connection ends (HPACK bomb guard).
+
+        Between ``max_header_list_size`` and this cap a request is answered 431
+        on its own stream; the cap bounds the memory one header block can take.
+        """
+        return 4 * self.max_header_list_size

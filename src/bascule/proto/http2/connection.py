@@ -86,7 +86,52 @@ class ConnectionEnded:
         return f"ConnectionEnded({self.error_code}, {self.reason!r})"
 
 
-H2Event = RequestReceived | BodyChunk | BodyEnd | StreamReset | ConnectionEnded
+class StreamRejected:
+    """We answered a stream ourselves (431: header list over the advertised limit)."""
+
+    __slots__ = ("reason", "status", "stream_id")
+
+    def __init__(self, stream_id: int, status: int, reason: str) -> None:
+        self.stream_id = stream_id
+        self.status = status
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"StreamRejected({self.stream_id}, {self.status}, {self.reason!r})"
+
+
+H2Event = RequestReceived | BodyChunk | BodyEnd | StreamReset | ConnectionEnded | StreamRejected
+
+#: WINDOW_UPDATE frames the DATA we sent may still earn (two per frame, capped).
+_MAX_WINDOW_CREDIT = 4096
+
+#: The body of the 431 answer to an oversized header list.
+_TOO_LARGE = b"Request Header Fields Too Large\n"
+
+
+class _CappedDecoder(hpack.Decoder):
+    """An HPACK decoder whose memory cap h2 cannot lower.
+
+    RFC 9113 §10.5.1 lets a server answer a header list over its advertised
+    SETTINGS_MAX_HEADER_LIST_SIZE with 431 on that stream, but the block must
+    still be decoded (HPACK state is per connection).  h2 sets the decoder's
+    limit to the advertised value when our SETTINGS are acknowledged, which
+    would make every oversized list a connection error; the decoder keeps its
+    own hard cap instead (``Http2Limits.header_list_hard_cap``), past which the
+    connection ends (HPACK bomb guard).
+    """
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        super().__init__(cap)
+
+    @property  # type: ignore[override]
+    def max_header_list_size(self) -> int:
+        return self._cap
+
+    @max_header_list_size.setter
+    def max_header_list_size(self, value: int) -> None:
+        """h2's writes (the advertised value) are ignored; the cap stays."""
 
 
 class H2Connection:
@@ -118,9 +163,7 @@ class H2Connection:
             },
         )
         conn.max_inbound_frame_size = limits.max_inbound_frame_size
-        # h2 only applies local SETTINGS to its decoder once acknowledged; these
-        # were set before the preface, so apply the header list limit here.
-        conn.decoder.max_header_list_size = limits.max_header_list_size
+        conn.decoder = _CappedDecoder(limits.header_list_hard_cap)
         self.queue = OutboundQueue()
         # The connection window starts at 65,535 whatever the SETTINGS say;
         # open it so streams are limited by their own windows, not each other.
@@ -128,8 +171,11 @@ class H2Connection:
             limits.initial_window_size * limits.max_concurrent_streams, 16 * 1024 * 1024
         )
         self._resets: deque[int] = deque()
+        #: Streams answered 431 whose StreamEnded is still to come (same read).
+        self._answered: set[int] = set()
         self._streams_opened = 0
         self._control_frames = 0
+        self._window_credit = 0
         self.last_stream_id = 0
         self.closed = False
         #: A graceful GOAWAY was sent: open streams finish, new ones are refused.
@@ -269,10 +315,19 @@ class H2Connection:
                     # Over the advertised maximum: refuse this stream only.
                     self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
                     continue
+                fields: Headers = event.headers  # type: ignore[attr-defined]
+                size = sum(len(n) + len(v) + 32 for n, v in fields)
+                if size > self.limits.max_header_list_size:
+                    out.append(self._too_large(event, size))  # type: ignore[arg-type]
+                    continue
+                self._control_frames = 0  # a request is progress
                 out.append(self._request(event))  # type: ignore[arg-type]
             elif etype is h2.events.StreamEnded:
                 # h2 reports the end of a stream once, as its own event (the
                 # stream_ended attribute of the other events points at it).
+                if self._answered and event.stream_id in self._answered:  # type: ignore[attr-defined]
+                    self._answered.discard(event.stream_id)  # type: ignore[attr-defined]
+                    continue
                 out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
             elif etype is h2.events.StreamReset:
                 stream_id = event.stream_id  # type: ignore[attr-defined]
@@ -283,11 +338,17 @@ class H2Connection:
                     out.append(self._calm("too many stream resets (rapid reset)"))
                     break
             elif etype is h2.events.WindowUpdated:
+                # Each DATA frame we sent may earn a stream and a connection
+                # WINDOW_UPDATE; the ones beyond that are control frames.
+                if self._window_credit:
+                    self._window_credit -= 1
+                else:
+                    self._count_control()
                 self._flush_window()
             elif etype is h2.events.RemoteSettingsChanged:
                 self._count_control()
                 self._flush_window()  # INITIAL_WINDOW_SIZE may have grown
-            elif etype is h2.events.PingReceived:
+            elif etype is h2.events.PingReceived or etype is h2.events.PriorityUpdated:
                 self._count_control()
             elif etype is h2.events.ConnectionTerminated:
                 code = int(event.error_code or 0)  # type: ignore[attr-defined]
@@ -301,7 +362,9 @@ class H2Connection:
                     self.draining = True
                 out.append(ConnectionEnded(code, "client sent GOAWAY"))
             if self._control_frames > self.limits.control_frame_budget:
-                out.append(self._calm("too many SETTINGS/PING/empty DATA frames"))
+                out.append(
+                    self._calm("too many SETTINGS/PING/PRIORITY/WINDOW_UPDATE/empty DATA frames")
+                )
                 break
         return out
 
@@ -339,6 +402,31 @@ class H2Connection:
             False,
             bool(protocol),
             protocol,
+        )
+
+    def _too_large(self, event: h2.events.RequestReceived, size: int) -> StreamRejected:
+        """Answer 431 on a stream whose header list is over the advertised limit."""
+        stream_id = event.stream_id
+        self.last_stream_id = max(self.last_stream_id, stream_id)
+        self._streams_opened += 1
+        self._h2.send_headers(
+            stream_id,
+            [
+                (b":status", b"431"),
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(_TOO_LARGE)),
+            ],
+        )
+        self._h2.send_data(stream_id, _TOO_LARGE, end_stream=True)
+        if event.stream_ended is not None:
+            self._answered.add(stream_id)  # its StreamEnded is not news to anyone
+        else:
+            # The request body is not wanted: ask the client to stop (RFC 9113 §8.1).
+            self.reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+        return StreamRejected(
+            stream_id,
+            431,
+            f"header list of {size} bytes over the {self.limits.max_header_list_size}-byte limit",
         )
 
     def _open_before(self, stream_id: int) -> int:
@@ -495,3 +583,6 @@ class H2Connection:
             last = end and size == len(data)
             conn.send_data(stream_id, chunk, end_stream=last)
             queue.pop(stream_id, size)
+            if size:
+                self._control_frames = 0  # progress
+                self._window_credit = min(self._window_credit + 2, _MAX_WINDOW_CREDIT)
