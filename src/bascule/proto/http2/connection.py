@@ -125,7 +125,7 @@ class _CappedDecoder(hpack.Decoder):
         self._cap = cap
         super().__init__(cap)
 
-    @property  # type: ignore[override]
+    @property
     def max_header_list_size(self) -> int:
         return self._cap
 
