@@ -73,6 +73,26 @@ def is_asgi2(app: Any) -> bool:
     return _positional_count(call) == 1
 
 
+def is_wsgi(app: Any) -> bool:
+    """True when ``app`` is unambiguously a WSGI (PEP 3333) application.
+
+    That is a callable that is not a class, whose call takes exactly two
+    positional parameters (``environ, start_response``) with no ``*args``,
+    and that is neither a coroutine nor an async generator function: a Flask
+    app, Django's ``WSGIHandler``, a plain ``def app(environ, start_response)``
+    or a WSGI middleware object.  ASGI 3 takes three, ASGI 2 one.  Anything
+    else (classes, ``*args`` wrappers, signatures that cannot be read) stays
+    ASGI; pass ``--interface wsgi`` for those.
+    """
+    if inspect.isclass(app):
+        return False
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) else app.__call__
+    for candidate in (app, call):
+        if inspect.iscoroutinefunction(candidate) or inspect.isasyncgenfunction(candidate):
+            return False
+    return _positional_count(call) == 2
+
+
 def _positional_count(func: Any) -> int:
     try:
         params = inspect.signature(func).parameters.values()

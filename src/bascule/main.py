@@ -17,12 +17,25 @@ from bascule.logs import configure_logging, error_log
 
 
 def prepare_app(config: Config) -> Any:
-    """Import the app (or take it), adapt ASGI 2 to ASGI 3."""
+    """Import the app (or take it), adapt ASGI 2 and WSGI apps to ASGI 3."""
+    from bascule.importer import is_wsgi  # noqa: PLC0415 - only prepare_app's code is edited here
+    from bascule.wsgi import WSGIAdapter  # noqa: PLC0415
+
     app = load_app(config.app, os.path.abspath(config.app_dir), config.factory)
-    if config.interface is Interface.ASGI2 or (
-        config.interface is Interface.AUTO and is_asgi2(app)
-    ):
+    interface = config.interface
+    if interface is Interface.AUTO:
+        if is_asgi2(app):
+            interface = Interface.ASGI2
+        elif is_wsgi(app):
+            interface = Interface.WSGI
+            error_log.info(
+                "the app takes (environ, start_response): serving it as WSGI "
+                "(--interface asgi3 to override)"
+            )
+    if interface is Interface.ASGI2:
         return asgi2_to_asgi3(app)
+    if interface is Interface.WSGI:
+        return WSGIAdapter(app, config.wsgi_max_workers, multiprocess=config.workers > 1)
     return app
 
 

@@ -1,0 +1,202 @@
+"""Benchmark a Flask hello app on WSGI: bascule against gunicorn and hypercorn.
+
+Servers, each with one worker process and access logging off, serving
+``bench.wsgi_app:app`` (Flask, 13-byte text/plain body):
+
+- bascule ``--interface wsgi`` (thread pool, ``--wsgi-max-workers`` default);
+- gunicorn, sync worker (``-w 1 -k sync``): one request at a time, and it
+  closes the connection after each response, so wrk reconnects per request;
+- hypercorn in WSGI mode (``wsgi:`` app prefix, uvloop worker).
+
+The load is ``wrk -t T -c C -d DURATION --latency``.  Runs are interleaved
+(round 1: every server, round 2: ...), each on a fresh process and a fresh free
+port, with a short warm-up; the median over rounds is reported as a Markdown
+table with the ratios of bascule to each other server.
+
+Usage::
+
+    python bench/wsgi_run.py [--duration S] [--rounds N] [--connections C]
+                             [--threads T] [--warmup S]
+                             [--servers bascule,gunicorn,hypercorn] [--output FILE]
+
+Run it as a script: it imports the helpers of ``bench/run.py`` as a sibling
+module.  Needs ``wrk`` on PATH, and flask, gunicorn, hypercorn installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from run import (
+    HOST,
+    REPO_ROOT,
+    Pinning,
+    RunFailed,
+    ServerSpec,
+    ServerSummary,
+    _cell,
+    _errors_cell,
+    _log,
+    _non_negative_int,
+    _positive_int,
+    bascule_argv,
+    choice_list,
+    cpu_model,
+    decide_pinning,
+    hypercorn_argv,
+    package_version,
+    run_once,
+    wrk_version,
+)
+
+APP = "bench.wsgi_app:app"
+ALL_SERVERS = ("bascule", "gunicorn", "hypercorn")
+TARGET = "bascule"
+VERSIONED_PACKAGES = ("bascule", "gunicorn", "hypercorn", "flask", "werkzeug", "uvloop")
+SERVER_LABELS = {
+    "bascule": "bascule `--interface wsgi`",
+    "gunicorn": "gunicorn `-w 1 -k sync`",
+    "hypercorn": "hypercorn WSGI mode (uvloop worker)",
+}
+
+
+def _bascule_argv(port: int) -> list[str]:
+    return [*bascule_argv(APP, port), "--interface", "wsgi"]
+
+
+def _gunicorn_argv(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", APP,
+        "--bind", f"{HOST}:{port}",
+        "--workers", "1", "--worker-class", "sync",
+        "--log-level", "warning",
+        "--chdir", str(REPO_ROOT),
+    ]  # fmt: skip
+
+
+def _hypercorn_argv(port: int) -> list[str]:
+    return hypercorn_argv(f"wsgi:{APP}", port)
+
+
+SERVERS: dict[str, ServerSpec] = {
+    # src/ on PYTHONPATH: the working tree's bascule is benchmarked.
+    "bascule": ServerSpec("bascule", _bascule_argv, extra_pythonpath=(str(REPO_ROOT / "src"),)),
+    "gunicorn": ServerSpec("gunicorn", _gunicorn_argv),
+    "hypercorn": ServerSpec("hypercorn", _hypercorn_argv),
+}
+
+
+def render_report(
+    summaries: Sequence[ServerSummary],
+    args: argparse.Namespace,
+    pinning: Pinning,
+    started: dt.datetime,
+    load_at_start: tuple[float, float, float],
+) -> str:
+    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    load = " ".join(f"{x:.2f}" for x in load_at_start)
+    versions = ", ".join(f"{p} {package_version(p)}" for p in VERSIONED_PACKAGES)
+    target = next((s for s in summaries if s.name == TARGET), None)
+    target_rps = target.median_rps if target else None
+    lines = [
+        f"## WSGI benchmark {started:%Y-%m-%d %H:%M:%S %Z}".rstrip(),
+        "",
+        f"- command: `{command}`",
+        f"- CPU: {cpu_model()} ({os.cpu_count()} logical CPUs)",
+        f"- versions: {versions}",
+        (
+            f"- wrk {wrk_version()}: -t {args.threads} -c {args.connections} "
+            f"-d {args.duration}s --latency, {args.warmup} s warm-up per run, "
+            f"{args.rounds} interleaved round(s), median over rounds"
+        ),
+        f"- pinning: {pinning.reason}; load average (1/5/15 min) at start: {load}",
+        f"- app: `{APP}` (Flask, 200, 13-byte text/plain body), 1 worker process",
+        "",
+        "| server | requests/s (median) | p99 latency ms (median) | bascule ÷ server | errors |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for summary in summaries:
+        rps, p99 = summary.median_rps, summary.median_p99_ms
+        if rps is None or p99 is None:
+            cells = ["failed", "-", "-"]
+        else:
+            ratio = f"{target_rps / rps:.2f}" if target_rps else "n/a"
+            cells = [f"{rps:,.0f}", f"{p99:.2f}", ratio]
+        label = SERVER_LABELS[summary.name]
+        errors = _cell(_errors_cell(summary, args.rounds))
+        lines.append(f"| {label} | {' | '.join(cells)} | {errors} |")
+    notes = [f"- {s.name}, round {rnd}: {reason}" for s in summaries for rnd, reason in s.failures]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark a Flask app on WSGI: bascule, gunicorn, hypercorn (wrk)."
+    )
+    parser.add_argument("--duration", type=_positive_int, default=10,
+                        help="seconds of measured wrk load per run (default 10)")  # fmt: skip
+    parser.add_argument("--rounds", type=_positive_int, default=3,
+                        help="interleaved rounds; the median is reported (default 3)")  # fmt: skip
+    parser.add_argument("--connections", type=_positive_int, default=64,
+                        help="wrk connections (default 64)")  # fmt: skip
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="wrk threads (default 1)")  # fmt: skip
+    parser.add_argument("--warmup", type=_non_negative_int, default=2,
+                        help="unmeasured wrk seconds before each run (default 2)")  # fmt: skip
+    parser.add_argument(
+        "--servers",
+        type=choice_list(ALL_SERVERS, "server"),
+        default=list(ALL_SERVERS),
+        help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
+    )
+    parser.add_argument("--output", type=Path, default=None,
+                        help="also write the Markdown report to this file")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.connections < args.threads:
+        parser.error("--connections must be >= --threads (wrk requirement)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        _log("error: wrk not found on PATH (apt-get install -y wrk)")
+        return 2
+    started = dt.datetime.now(dt.UTC)
+    load_at_start = os.getloadavg()
+    pinning = decide_pinning()
+    _log(f"pinning: {pinning.reason}")
+    summaries = {name: ServerSummary(name) for name in args.servers}
+    for rnd in range(1, args.rounds + 1):
+        for name in args.servers:
+            prefix = f"[round {rnd}/{args.rounds}] {name}:"
+            try:
+                result = run_once(SERVERS[name], args, pinning)
+            except RunFailed as exc:
+                summaries[name].failures.append((rnd, str(exc)))
+                _log(f"{prefix} FAILED: {exc}")
+                continue
+            summaries[name].results.append(result)
+            _log(
+                f"{prefix} {result.requests_per_s:,.0f} req/s, p99 {result.p99_ms:.2f} ms, "
+                f"non-2xx/3xx {result.non_2xx_3xx}, socket errors {result.socket_error_total}"
+            )
+    report = render_report(list(summaries.values()), args, pinning, started, load_at_start)
+    print(report, end="")
+    if args.output is not None:
+        args.output.write_text(report, encoding="utf-8")
+        _log(f"report written to {args.output}")
+    return 0 if any(s.results for s in summaries.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
