@@ -1,0 +1,303 @@
+"""Benchmark a FastAPI JSON endpoint on bascule against uvicorn.
+
+Both servers serve ``bench.fastapi_app:app`` (``GET /``: a pydantic model
+serialised to a 57-byte JSON body) with one worker and access logging off.
+Everything else is ``bench/run.py``'s method, reusing its helpers: a fresh
+process on a fresh free port per run, readiness by a real ``GET /`` whose body
+must match, a short wrk warm-up, the measured wrk run, interleaved rounds,
+the median over rounds, server and wrk pinned to different CPUs when
+possible.  The report puts the servers side by side with their ratio to
+uvicorn; the same run's figures for ``bench.app:app`` (a bare ASGI hello
+world) show how much of the time is the framework.
+
+Usage::
+
+    python bench/frameworks_run.py [--duration S] [--rounds N] [--connections C]
+                                   [--threads T] [--warmup S] [--output FILE]
+                                   [--servers bascule,uvicorn] [--no-bare]
+
+Run it as a script: it imports bench/run.py as a sibling module.  Needs wrk
+(``apt-get install wrk``), fastapi, uvicorn, httptools and uvloop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from run import EXPECTED_BODY as BARE_BODY
+from run import (
+    HOST,
+    REPO_ROOT,
+    Pinning,
+    RunFailed,
+    ServerSpec,
+    ServerSummary,
+    WrkResult,
+    _cell,
+    _errors_cell,
+    _log,
+    _non_negative_int,
+    _positive_int,
+    _read_log,
+    _tail,
+    bascule_argv,
+    choice_list,
+    cpu_model,
+    decide_pinning,
+    free_port,
+    http_probe,
+    package_version,
+    parse_wrk,
+    run_wrk,
+    start_server,
+    stop_server,
+    wait_ready,
+    wrk_version,
+)
+
+FASTAPI_APP = "bench.fastapi_app:app"
+# The body bench/fastapi_app.py answers; kept here so this script does not
+# import FastAPI (the servers do).
+FASTAPI_BODY = b'{"message":"Hello, world!","id":1,"tags":["asgi","json"]}'
+BARE_APP = "bench.app:app"
+
+ALL_SERVERS = ("bascule", "uvicorn")
+BASELINE = "uvicorn"
+VERSIONED_PACKAGES = (
+    "bascule", "uvicorn", "fastapi", "starlette", "pydantic", "httptools", "uvloop",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Workload:
+    """An app every server serves, and the body its ``GET /`` must answer."""
+
+    name: str
+    app: str
+    body: bytes
+    description: str
+
+
+FASTAPI = Workload(
+    "fastapi",
+    FASTAPI_APP,
+    FASTAPI_BODY,
+    f"`{FASTAPI_APP}`: FastAPI `GET /`, pydantic response model, {len(FASTAPI_BODY)}-byte JSON",
+)
+BARE = Workload(
+    "bare ASGI",
+    BARE_APP,
+    BARE_BODY,
+    f"`{BARE_APP}`: raw ASGI hello world, {len(BARE_BODY)}-byte text (the servers' floor)",
+)
+
+
+def _uvicorn_argv(app: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", app,
+        "--host", HOST, "--port", str(port),
+        "--http", "httptools", "--loop", "uvloop",
+        "--no-access-log", "--log-level", "warning",
+        "--app-dir", str(REPO_ROOT),
+    ]  # fmt: skip
+
+
+def server_spec(name: str, workload: Workload) -> ServerSpec:
+    """How to launch server ``name`` on ``workload``'s app."""
+    if name == "bascule":
+        # src/ on PYTHONPATH: the working tree's bascule is benchmarked.
+        argv = functools.partial(bascule_argv, workload.app)
+        return ServerSpec("bascule", argv, extra_pythonpath=(str(REPO_ROOT / "src"),))
+    return ServerSpec(name, functools.partial(_uvicorn_argv, workload.app))
+
+
+def run_once(
+    spec: ServerSpec, workload: Workload, args: argparse.Namespace, pinning: Pinning
+) -> WrkResult:
+    """Start one server, check it answers the workload's body, warm it up, measure, stop it."""
+    port = free_port()
+    probe: Callable[[int, float], str | None] = functools.partial(
+        http_probe, expected=workload.body
+    )
+    with tempfile.TemporaryFile() as log:
+        proc = start_server(spec, port, pinning, log)
+        try:
+            wait_ready(proc, port, log, probe=probe)
+            if args.warmup > 0:
+                run_wrk(pinning, args.threads, args.connections, args.warmup, port)
+            output = run_wrk(pinning, args.threads, args.connections, args.duration, port)
+            code = proc.poll()
+            if code is not None:
+                raise RunFailed(
+                    f"server exited with code {code} during the run: " + _tail(_read_log(log))
+                )
+            result = parse_wrk(output)
+            if result.requests - result.non_2xx_3xx <= 0:
+                raise RunFailed(f"no successful responses ({result.requests} requests)")
+            return result
+        finally:
+            stop_server(proc)
+
+
+def _table(summaries: Sequence[ServerSummary], rounds: int) -> list[str]:
+    lines = [
+        "| server | requests/s (median) | p99 latency ms (median) "
+        "| ratio to uvicorn (req/s) | errors |",
+        "|---|---:|---:|---:|---|",
+    ]
+    baseline = next((s for s in summaries if s.name == BASELINE), None)
+    baseline_rps = baseline.median_rps if baseline else None
+    for summary in summaries:
+        rps, p99 = summary.median_rps, summary.median_p99_ms
+        if rps is None or p99 is None:
+            cells = ["failed", "-", "-"]
+        else:
+            ratio = f"{rps / baseline_rps:.2f}" if baseline_rps else "n/a"
+            cells = [f"{rps:,.0f}", f"{p99:.2f}", ratio]
+        errors = _cell(_errors_cell(summary, rounds))
+        lines.append(f"| {summary.name} | {' | '.join(cells)} | {errors} |")
+    return lines
+
+
+def render_report(
+    results: dict[str, list[ServerSummary]],
+    workloads: Sequence[Workload],
+    args: argparse.Namespace,
+    pinning: Pinning,
+    started: dt.datetime,
+    load_at_start: tuple[float, float, float],
+) -> str:
+    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    versions = ", ".join(f"{p} {package_version(p)}" for p in VERSIONED_PACKAGES)
+    lines = [
+        f"## Framework benchmark {started:%Y-%m-%d %H:%M:%S %Z}".rstrip(),
+        "",
+        f"- command: `{command}`",
+        (
+            f"- CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); "
+            f"Python {platform.python_version()} ({platform.python_implementation()})"
+        ),
+        f"- versions: {versions}",
+        (
+            f"- wrk {wrk_version()}: -t {args.threads} -c {args.connections} "
+            f"-d {args.duration}s --latency, {args.warmup} s warm-up per run, "
+            f"{args.rounds} interleaved round(s), median over rounds"
+        ),
+        f"- pinning: {pinning.reason}; load average (1/5/15 min) at start: "
+        + " ".join(f"{x:.2f}" for x in load_at_start),
+        "- 1 worker per server, access log off; uvicorn with `--http httptools --loop uvloop`",
+    ]
+    for workload in workloads:
+        summaries = results[workload.name]
+        lines += ["", f"### {workload.description}", "", *_table(summaries, args.rounds)]
+    fastapi = {s.name: s.median_rps for s in results.get(FASTAPI.name, [])}
+    bare = {s.name: s.median_rps for s in results.get(BARE.name, [])}
+    shares = [
+        f"{name} {fastapi_rps / bare_rps:.0%}"
+        for name, fastapi_rps in fastapi.items()
+        if fastapi_rps and (bare_rps := bare.get(name))
+    ]
+    if shares:
+        lines += ["", "FastAPI throughput as a share of the bare app's: " + ", ".join(shares)]
+    notes = [
+        f"- {workload.name}, {summary.name}, round {rnd}: {reason}"
+        for workload in workloads
+        for summary in results[workload.name]
+        for rnd, reason in summary.failures
+    ]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark a FastAPI JSON endpoint on bascule and uvicorn with wrk."
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive_int,
+        default=10,
+        help="seconds of measured wrk load per run (default 10)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=3,
+        help="interleaved rounds; the median is reported (default 3)",
+    )
+    parser.add_argument(
+        "--connections", type=_positive_int, default=64, help="wrk connections (default 64)"
+    )
+    parser.add_argument("--threads", type=_positive_int, default=1, help="wrk threads (default 1)")
+    parser.add_argument(
+        "--warmup",
+        type=_non_negative_int,
+        default=2,
+        help="seconds of unmeasured wrk load before each run (default 2)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=choice_list(ALL_SERVERS, "server"),
+        default=list(ALL_SERVERS),
+        help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
+    )
+    parser.add_argument(
+        "--no-bare", dest="bare", action="store_false", help="skip the bare ASGI app (FastAPI only)"
+    )
+    parser.add_argument("--output", default=None,
+                        help="also write the Markdown report to this file")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.connections < args.threads:
+        parser.error("--connections must be >= --threads (wrk requirement)")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        _log("error: wrk not found on PATH (Debian: apt-get install wrk)")
+        return 2
+    started = dt.datetime.now(dt.UTC)
+    load_at_start = os.getloadavg()
+    pinning = decide_pinning()
+    _log(f"pinning: {pinning.reason}")
+    workloads = [FASTAPI, BARE] if args.bare else [FASTAPI]
+    results = {w.name: [ServerSummary(name) for name in args.servers] for w in workloads}
+    for rnd in range(1, args.rounds + 1):
+        for workload in workloads:
+            for summary in results[workload.name]:
+                prefix = f"[round {rnd}/{args.rounds}] {workload.name}, {summary.name}:"
+                try:
+                    result = run_once(server_spec(summary.name, workload), workload, args, pinning)
+                except RunFailed as exc:
+                    summary.failures.append((rnd, str(exc)))
+                    _log(f"{prefix} FAILED: {exc}")
+                    continue
+                summary.results.append(result)
+                _log(
+                    f"{prefix} {result.requests_per_s:,.0f} req/s, p99 {result.p99_ms:.2f} ms, "
+                    f"non-2xx/3xx {result.non_2xx_3xx}, socket errors {result.socket_error_total}"
+                )
+    report = render_report(results, workloads, args, pinning, started, load_at_start)
+    print(report, end="")
+    if args.output is not None:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(report)
+        _log(f"report written to {args.output}")
+    ok = any(s.results for summaries in results.values() for s in summaries)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
