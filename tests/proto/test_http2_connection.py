@@ -813,6 +813,61 @@ def test_oversized_header_list_with_a_body_is_answered_then_reset() -> None:
     assert not pair.server.closed
 
 
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        pytest.param(
+            [(b":method", b"G\x1bET"), (b":path", b"/")], "invalid method", id="esc-in-method"
+        ),
+        pytest.param(
+            [(b":method", b"GE(T"), (b":path", b"/")], "invalid method", id="paren-in-method"
+        ),
+        pytest.param(
+            [(b":method", b"GET"), (b":path", b"/a\x1b[31mb")],
+            "invalid character in :path",
+            id="esc-in-path",
+        ),
+        pytest.param(
+            [(b":method", b"GET"), (b":path", b"/a b")],
+            "invalid character in :path",
+            id="space-in-path",
+        ),
+        pytest.param(
+            [(b":method", b"GET"), (b":path", b"/caf\xc3\xa9")],
+            "invalid character in :path",
+            id="raw-utf8-in-path",
+        ),
+        pytest.param(
+            [(b":method", b"GET"), (b":path", b"/"), (b"user-agent", b"x\x1b]0;pwned\x07")],
+            "invalid character in the value of 'user-agent'",
+            id="esc-in-header-value",
+        ),
+    ],
+)
+def test_malformed_requests_get_400_on_their_stream(
+    fields: list[tuple[bytes, bytes]], problem: str
+) -> None:
+    """What HTTP/1.1's parser refuses is refused over HTTP/2 too (RFC 9113 §8.1.1)."""
+    pair = Pair()
+    config = h2.config.H2Configuration(
+        client_side=True, header_encoding=None, validate_outbound_headers=False
+    )
+    pair.client.config = config
+    stream_id = pair.client.get_next_available_stream_id()
+    pseudo = [(b":scheme", b"http"), (b":authority", b"example.com")]
+    pair.client.send_headers(stream_id, fields[:2] + pseudo + fields[2:], end_stream=True)
+    events = pair.to_server()
+    assert [type(e) for e in events] == [StreamRejected]
+    rejected = events[0]
+    assert isinstance(rejected, StreamRejected)
+    assert rejected.status == 400
+    assert problem in rejected.reason
+    status, body, _ = _answer_of(pair, stream_id)
+    assert (status, body) == (400, b"Bad Request\n")
+    _, events = pair.open(path="/fine")
+    assert isinstance(events[0], RequestReceived)
+
+
 def test_configured_max_header_list_size_is_enforced() -> None:
     """--h2-max-header-list-size below the 64 KiB default must refuse a bigger list."""
     pair = Pair(Http2Limits(max_header_list_size=4096))

@@ -17,6 +17,7 @@ frame floods).  Choice of engine: docs/http2.md.
 """
 
 import contextlib
+import re
 from collections import deque
 
 import h2.config
@@ -105,8 +106,38 @@ H2Event = RequestReceived | BodyChunk | BodyEnd | StreamReset | ConnectionEnded 
 #: WINDOW_UPDATE frames the DATA we sent may still earn (two per frame, capped).
 _MAX_WINDOW_CREDIT = 4096
 
-#: The body of the 431 answer to an oversized header list.
-_TOO_LARGE = b"Request Header Fields Too Large\n"
+#: Bodies of the answers we give ourselves (StreamRejected).
+_REJECTED_BODIES = {
+    400: b"Bad Request\n",
+    431: b"Request Header Fields Too Large\n",
+}
+
+# RFC 9113 §8.3.1 / RFC 9110 §5.6.2 / RFC 3986: the method is a token; the
+# path (and authority) are visible ASCII without spaces.
+_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
+
+
+def _malformed(fields: Headers) -> str | None:
+    """Why a request h2 accepted is still malformed, or None.
+
+    h2 checks the pseudo-header set and CR/LF/NUL in values; this adds what
+    HTTP/1.1's parser enforces: a token method, a target and authority of
+    visible ASCII, and no other control characters in field values, so
+    nothing reaches the app (or a log line) over HTTP/2 that HTTP/1.1 refuses.
+    """
+    for name, value in fields:
+        if name[:1] == b":":
+            if name == b":method":
+                if _METHOD.match(value) is None:
+                    return f"invalid method {value!r}"
+            elif name in (b":path", b":authority") and _BAD_TARGET.search(value):
+                return f"invalid character in {name.decode()} {value!r}"
+    if BAD_VALUE.search(b"\t".join(value for _, value in fields)):
+        for name, value in fields:
+            if BAD_VALUE.search(value):
+                return f"invalid character in the value of {name.decode('latin-1')!r}"
+    return None
 
 
 class _CappedDecoder(hpack.Decoder):
@@ -318,7 +349,13 @@ class H2Connection:
                 fields: Headers = event.headers  # type: ignore[attr-defined]
                 size = sum(len(n) + len(v) + 32 for n, v in fields)
                 if size > self.limits.max_header_list_size:
-                    out.append(self._too_large(event, size))  # type: ignore[arg-type]
+                    limit = self.limits.max_header_list_size
+                    reason = f"header list of {size} bytes over the {limit}-byte limit"
+                    out.append(self._answer(event, 431, reason))  # type: ignore[arg-type]
+                    continue
+                problem = _malformed(fields)
+                if problem is not None:
+                    out.append(self._answer(event, 400, problem))  # type: ignore[arg-type]
                     continue
                 self._control_frames = 0  # a request is progress
                 out.append(self._request(event))  # type: ignore[arg-type]
@@ -404,30 +441,27 @@ class H2Connection:
             protocol,
         )
 
-    def _too_large(self, event: h2.events.RequestReceived, size: int) -> StreamRejected:
-        """Answer 431 on a stream whose header list is over the advertised limit."""
+    def _answer(self, event: h2.events.RequestReceived, status: int, reason: str) -> StreamRejected:
+        """Answer a stream ourselves: 431 (header list too large) or 400 (malformed)."""
         stream_id = event.stream_id
         self.last_stream_id = max(self.last_stream_id, stream_id)
         self._streams_opened += 1
+        body = _REJECTED_BODIES[status]
         self._h2.send_headers(
             stream_id,
             [
-                (b":status", b"431"),
+                (b":status", b"%d" % status),
                 (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(_TOO_LARGE)),
+                (b"content-length", b"%d" % len(body)),
             ],
         )
-        self._h2.send_data(stream_id, _TOO_LARGE, end_stream=True)
+        self._h2.send_data(stream_id, body, end_stream=True)
         if event.stream_ended is not None:
             self._answered.add(stream_id)  # its StreamEnded is not news to anyone
         else:
             # The request body is not wanted: ask the client to stop (RFC 9113 §8.1).
             self.reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)
-        return StreamRejected(
-            stream_id,
-            431,
-            f"header list of {size} bytes over the {self.limits.max_header_list_size}-byte limit",
-        )
+        return StreamRejected(stream_id, status, reason)
 
     def _open_before(self, stream_id: int) -> int:
         """Open client streams up to and including ``stream_id`` (the later ones are refused)."""
