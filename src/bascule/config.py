@@ -16,6 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from bascule.asgi.forwarded import TrustedProxies
 from bascule.errors import ConfigError
 from bascule.proto.limits import (
     DEFAULT_MAX_HEADER_SIZE,
@@ -351,7 +352,10 @@ class Config:
         for address in self.bind:
             parse_bind(address)
         if self.metrics_bind is not None:
-            split_host_port(self.metrics_bind)
+            try:
+                split_host_port(self.metrics_bind)
+            except ConfigError as exc:
+                raise ConfigError(str(exc).replace("--bind:", "--metrics-bind:", 1)) from None
         if self.workers < 0:
             raise ConfigError(f"--workers: must be >= 0, got {self.workers}")
         if self.max_requests_jitter < 0:
@@ -360,6 +364,10 @@ class Config:
             )
         if self.uds_permissions is not None:
             self.uds_mode()
+        try:
+            TrustedProxies(self.allowed_proxies())
+        except ValueError as exc:
+            raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
         if not math.isfinite(self.ws_ping_interval) or self.ws_ping_interval < 0:
             raise ConfigError(f"--ws-ping-interval: must be >= 0, got {self.ws_ping_interval}")
         for name in (

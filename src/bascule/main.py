@@ -67,14 +67,26 @@ def loop_factory(choice: LoopChoice) -> Callable[[], asyncio.AbstractEventLoop]:
 def run(app: Any = "bascule.demo:app", **options: Any) -> None:
     """Serve ``app`` until SIGINT/SIGTERM.  ``options`` are Config field names.
 
+    With ``workers`` > 1, ``max_requests`` or ``reload``, a supervisor process
+    (bascule.supervisor) runs the app in worker processes; otherwise it is
+    served in this process.
+
     Raises ConfigError/AppLoadError for bad options or an app that cannot be
     loaded, and SystemExit with a non-zero status when startup fails.
     """
+    from bascule.supervisor import Supervisor, needs_supervisor, pid_file  # noqa: PLC0415
+
     config = Config(app=app, **options).validate()
     configure_logging(config)
-    asgi_app = prepare_app(config)
-    with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
-        status = runner.run(Server(config, asgi_app).serve())
+    if needs_supervisor(config):
+        # Worker processes import the app themselves: the supervisor never does,
+        # so that a worker started after SIGHUP or a file change runs new code.
+        status = Supervisor(config).run()
+    else:
+        with pid_file(config.pid):
+            asgi_app = prepare_app(config)
+            with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
+                status = runner.run(Server(config, asgi_app).serve())
     if status:
         raise SystemExit(status)
 

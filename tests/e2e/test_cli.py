@@ -97,6 +97,12 @@ def test_help_mentions_every_option(tmp_path: Path) -> None:
         (["--header", "novalue"], "--header"),
         (["--interface", "wsgi3"], "--interface"),
         (["--root-path", "x/"], "--root-path"),
+        (["--forwarded-allow-ips", "127.0.0.1,nonsense"], "--forwarded-allow-ips"),
+        (["--uds-permissions", "9z"], "--uds-permissions"),
+        (["--workers", "-1"], "--workers"),
+        (["--max-requests-jitter", "-5"], "--max-requests-jitter"),
+        (["--metrics-bind", "nowhere"], "--metrics-bind"),
+        (["--interface", "wsgi2"], "--interface"),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else v,
 )

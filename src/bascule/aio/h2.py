@@ -632,7 +632,11 @@ class H2Driver(asyncio.Protocol):
         self.transport.close()
 
     def log_access(self, cycle: RequestCycle) -> None:
-        cycle.log_access(self.client_label)
+        if self.info.proxies is None:
+            cycle.log_access(self.client_label)
+        else:  # the client a trusted proxy named (X-Forwarded-For / Forwarded)
+            client = cycle.scope["client"]
+            cycle.log_access(f"{client[0]}:{client[1]}" if client else "-")
 
     # what the server asks of every connection ------------------------------------------------
 

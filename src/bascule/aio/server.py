@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -15,7 +16,7 @@ from bascule.aio.h2 import H2Driver
 from bascule.aio.lifespan import Lifespan
 from bascule.aio.sockets import describe, open_listeners, unix_paths
 from bascule.aio.tls import TlsInfo, server_context
-from bascule.aio.transport import HttpDriver
+from bascule.aio.transport import HttpDriver, proxy_settings
 from bascule.aio.websocket import WebSocketSession
 from bascule.config import Config, LifespanMode
 from bascule.logs import error_log
@@ -39,6 +40,8 @@ class ServerState:
         )
         self.timeouts = config.timeouts()
         self.root_path = config.root_path
+        #: --proxy-headers / --proxy-protocol, or None when both are off.
+        self.proxy = proxy_settings(config)
         self.limit_concurrency = config.limit_concurrency
         self.connections: set[HttpDriver | WebSocketSession | H2Driver] = set()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -88,6 +91,9 @@ class Server:
         self._startup_task: asyncio.Task[None] | None = None
         self._lifespan_shutdown: asyncio.Task[None] | None = None
         self._unix_paths: list[str] = []
+        #: Seconds an idle keep-alive connection stays open once shutdown starts
+        #: (0: closed at once); set by serve(drain=...).
+        self._drain = 0.0
 
     def handle_signal(self, sig: int) -> None:
         if self.should_exit.is_set():
@@ -112,18 +118,31 @@ class Server:
             driver.transport.abort()
 
     async def serve(
-        self, install_signals: bool = True, sockets: list[socket.socket] | None = None
+        self,
+        install_signals: bool = True,
+        sockets: list[socket.socket] | None = None,
+        *,
+        on_ready: Callable[[], None] | None = None,
+        announce: bool = True,
+        drain: float = 0.0,
     ) -> int:
         """Run until stopped; returns the process exit status.
 
         ``sockets``: listening sockets bound by someone else (a supervisor,
         gunicorn); by default the ones the options name are bound here.
+        ``on_ready``: called once every listener accepts connections (after
+        lifespan startup).  ``announce``: log one ``listening on`` line per
+        listener (a supervisor logs its own instead).  ``drain``: when shutdown
+        starts, idle HTTP/1.1 keep-alive connections stay open this many
+        seconds, and a request that arrives on one meanwhile is answered with
+        ``Connection: close`` (see ``_shutdown``); 0 closes them at once.
 
         0 after a graceful stop, 1 after a forced one (second signal),
         3 when lifespan startup fails.  Bind errors raise ConfigError.
         """
         config = self.config
         loop = asyncio.get_running_loop()
+        self._drain = drain
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.handle_signal, sig)
@@ -154,7 +173,9 @@ class Server:
             if lifespan is not None and lifespan.supported:
                 state.lifespan_state = lifespan.state
             if not self.should_exit.is_set():
-                await self._listen(state)
+                await self._listen(state, announce)
+                if on_ready is not None:
+                    on_ready()
                 ticker = loop.create_task(self._tick_forever(state))
                 try:
                     await self.should_exit.wait()
@@ -185,7 +206,7 @@ class Server:
                 os.unlink(path)
         self._unix_paths.clear()
 
-    async def _listen(self, state: ServerState) -> None:
+    async def _listen(self, state: ServerState, announce: bool = True) -> None:
         loop = state.loop
         config = self.config
 
@@ -197,14 +218,21 @@ class Server:
                 server = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
             else:
                 server = await loop.create_server(
-                    factory, sock=sock, backlog=config.backlog, ssl=state.ssl_context
+                    factory,
+                    sock=sock,
+                    backlog=config.backlog,
+                    # A PROXY header comes before the TLS handshake: the driver does both.
+                    ssl=None if config.proxy_protocol else state.ssl_context,
                 )
             self.servers.append(server)
             address = describe(
                 sock, tls=state.ssl_context is not None and sock.family != socket.AF_UNIX
             )
             self.addresses.append(address)
-            error_log.info("bascule %s listening on %s (pid %d)", __version__, address, os.getpid())
+            if announce:
+                error_log.info(
+                    "bascule %s listening on %s (pid %d)", __version__, address, os.getpid()
+                )
 
     async def _tick_forever(self, state: ServerState) -> None:
         timeouts = state.timeouts
@@ -214,18 +242,43 @@ class Server:
             state.tick()
 
     async def _shutdown(self, state: ServerState) -> None:
+        """Stop accepting, let requests in flight finish, close every connection.
+
+        HTTP/1.1 has no way to tell a keep-alive client "no more requests
+        here": closing an idle connection races with a request the client may
+        be sending at that very moment, which then fails.  With ``drain`` (a
+        worker being replaced while others keep serving), idle connections
+        therefore stay open for the drain period: a request arriving on one is
+        served with ``Connection: close`` (HttpDriver does that while
+        ``shutting_down``), and only connections still idle at the end are
+        closed.  HTTP/2 gets GOAWAY and WebSockets a 1001 close as before.
+        """
         state.shutting_down = True
         for server in self.servers:
             server.close()
+        drain = self._drain
         for driver in list(state.connections):
-            driver.shutdown()
+            if drain and isinstance(driver, HttpDriver):
+                # What HttpDriver.shutdown() does, minus closing it while idle.
+                driver.conn.keep_alive = False
+            else:
+                driver.shutdown()
         loop = state.loop
-        deadline = loop.time() + self.config.timeout_graceful_shutdown
+        state.tick()
+        start = loop.time()
+        deadline = start + self.config.timeout_graceful_shutdown
+        idle_deadline = start + min(drain, self.config.timeout_graceful_shutdown)
         while (state.connections or state.tasks) and loop.time() < deadline and not self.force_exit:
             await asyncio.sleep(0.05)
             state.tick()
+            idle_expired = loop.time() >= idle_deadline
             for driver in list(state.connections):
-                if not driver.busy:
+                if driver.busy:
+                    continue
+                if drain and isinstance(driver, HttpDriver):
+                    if idle_expired and driver.head_started is None:
+                        driver.transport.close()
+                else:
                     driver.transport.close()
         if state.tasks or state.connections:
             if not self.force_exit:

@@ -4,26 +4,44 @@ It decides nothing about HTTP: the connection parses and serialises, the
 ``RequestCycle`` runs the app.  The driver feeds bytes in, dispatches events,
 writes what comes back, applies back-pressure both ways, and answers protocol
 errors with the status the protocol suggests.
+
+With ``--proxy-protocol`` a connection first belongs to a
+``ProxyHeaderReader`` that reads the PROXY header (proto/proxy_protocol.py);
+the driver takes over once it is whole, with the client and server addresses
+the header names.  On a TLS listener the header precedes the TLS handshake:
+the listener is then opened without TLS, the reader reads exactly the header's
+bytes, and the driver runs the handshake itself with ``loop.start_tls``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from bascule.aio.app import RequestCycle
 from bascule.aio.h2 import H2Driver
 from bascule.aio.websocket import WebSocketSession
+from bascule.asgi.forwarded import TrustedProxies
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
+from bascule.config import Config
+from bascule.errors import ConfigError
 from bascule.logs import TRACE, error_log, log_rejected
 from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived
 from bascule.proto.http1.connection import H1Connection
 from bascule.proto.http1.reader import upgrade_token
 from bascule.proto.negotiate import from_alpn, sniff
+from bascule.proto.proxy_protocol import (
+    V1_MIN_LENGTH,
+    HeaderReader,
+    NeedData,
+    ProxyHeader,
+    ProxyProtocolError,
+)
 from bascule.proto.ws.handshake import HandshakeError, is_websocket_upgrade, response_101
 from bascule.proto.ws.handshake import validate as validate_handshake
 
@@ -60,6 +78,106 @@ def _peer(transport: asyncio.BaseTransport, key: str) -> Any:
     return None
 
 
+def _label(client: tuple[str, int] | None, default: str = "-") -> str:
+    return f"{client[0]}:{client[1]}" if client else default
+
+
+class ProxySettings:
+    """``--proxy-headers``, ``--forwarded-allow-ips`` and ``--proxy-protocol``, read once.
+
+    ``ServerState.proxy`` holds one (``proxy_settings(config)``), or None when
+    both options are off: connections then pay a single attribute check.
+    """
+
+    __slots__ = ("headers", "protocol", "trusted")
+
+    def __init__(self, headers: bool, protocol: bool, trusted: TrustedProxies) -> None:
+        self.headers = headers
+        self.protocol = protocol
+        self.trusted = trusted
+
+
+def proxy_settings(config: Config) -> ProxySettings | None:
+    """The server's proxy handling from its options; None when it has none."""
+    if not config.proxy_headers and not config.proxy_protocol:
+        return None
+    try:
+        trusted = TrustedProxies(config.allowed_proxies())
+    except ValueError as exc:
+        raise ConfigError(f"--forwarded-allow-ips: {exc}") from None
+    return ProxySettings(config.proxy_headers, config.proxy_protocol, trusted)
+
+
+#: Bytes read at once while looking for a PROXY header on a cleartext
+#: connection (the bytes after it go to the HTTP parser).
+_PROXY_READ_SIZE = 4096
+
+
+class ProxyHeaderReader(asyncio.BufferedProtocol):
+    """The protocol of a connection until its PROXY header is whole.
+
+    ``exact``: read no byte past the header (TLS follows it and must reach
+    the TLS layer untouched), by asking the parser how many bytes are
+    certainly part of the header and offering a buffer of that size.
+    """
+
+    __slots__ = ("_buffer", "_want", "driver", "exact", "reader")
+
+    def __init__(self, driver: HttpDriver, exact: bool) -> None:
+        self.driver = driver
+        self.exact = exact
+        self.reader = HeaderReader()
+        self._buffer = bytearray(_PROXY_READ_SIZE)
+        self._want = V1_MIN_LENGTH if exact else _PROXY_READ_SIZE
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._buffer)[: self._want]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        driver = self.driver
+        driver.last_read = driver.server.now
+        try:
+            result = self.reader.feed(self._buffer[:nbytes])
+        except ProxyProtocolError as exc:
+            driver.proxy_failed(str(exc))
+            return
+        if isinstance(result, NeedData):
+            if self.exact:
+                self._want = min(result.at_least, _PROXY_READ_SIZE)
+            return
+        header, leftover = result
+        driver.proxy_received(header, leftover)
+
+    def eof_received(self) -> bool | None:
+        if self.reader.buffered:
+            self.driver.proxy_failed("connection closed in the middle of the PROXY header")
+        else:
+            self.driver.proxy_failed("connection closed before any PROXY header", quiet=True)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.driver.connection_lost(exc)
+
+
+class _TlsHandoff(asyncio.Protocol):
+    """Holds what the TLS layer delivers between its handshake and the driver's taking over."""
+
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+        self.eof = False
+        self.lost: tuple[Exception | None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        return True  # the driver decides once it runs
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = (exc,)
+
+
 class HttpDriver(asyncio.Protocol):
     """One client connection."""
 
@@ -70,6 +188,8 @@ class HttpDriver(asyncio.Protocol):
         "_pipeline_paused",
         "_sniffed",
         "_sniffing",
+        "_tls_task",
+        "awaiting_proxy",
         "client_label",
         "conn",
         "cycle",
@@ -80,6 +200,7 @@ class HttpDriver(asyncio.Protocol):
         "info",
         "last_read",
         "loop",
+        "proxy",
         "server",
         "trace",
         "transport",
@@ -115,33 +236,152 @@ class HttpDriver(asyncio.Protocol):
         self.idle_since = server.now
         #: server.now when the current request head started to arrive, or None.
         self.head_started: float | None = None
+        #: The server's proxy handling, None when --proxy-headers and --proxy-protocol are off.
+        self.proxy: ProxySettings | None = None
+        #: True until the PROXY header (and the TLS handshake behind it) is done.
+        self.awaiting_proxy = False
+        self._tls_task: asyncio.Task[None] | None = None
 
     # asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        client = _peer(transport, "peername")
-        server = _peer(transport, "sockname")
+        # ServerState.proxy: read with a default until every ServerState has it.
+        proxy = self.server.proxy
+        if proxy is not None:
+            self.proxy = proxy
+            if proxy.protocol:
+                self._await_proxy_header(transport)
+                return
+        self._begin(_peer(transport, "peername"), _peer(transport, "sockname"), None)
+
+    def _begin(self, client: Any, server: Any, header: ProxyHeader | None) -> None:
+        """Serve the connection from ``client`` to ``server``: the socket's, or a PROXY header's."""
+        transport = self.transport
         if client is not None and client[1] is None:
             client = None  # unix socket peers have no address
         state = self.server
-        self.info = ConnInfo(client, server, state.scheme, state.root_path)
-        self.client_label = f"{client[0]}:{client[1]}" if client else "unix"
+        info = self.info = ConnInfo(client, server, state.scheme, state.root_path)
+        self.client_label = _label(client, "unix")
+        extensions = H1_EXTENSIONS
+        proxy = self.proxy
+        if proxy is not None:
+            if header is not None:
+                info.proxy_protocol = header.as_extension()
+                extensions = {**extensions, "proxy_protocol": info.proxy_protocol}
+            unix = server is not None and server[1] is None
+            if proxy.headers and proxy.trusted.trusts_peer(client[0] if client else None, unix):
+                info.proxies = proxy.trusted
         self.trace = error_log.isEnabledFor(TRACE)
         if self.trace:
             error_log.log(TRACE, "%s: connection made", self.client_label)
         self._sniffing = state.http2
         if state.tls is not None:
             ssl_object = transport.get_extra_info("ssl_object")
-            tls = {"tls": state.tls.extension(ssl_object)}
-            self.extensions = {**H1_EXTENSIONS, **tls}
-            self.extensions_trailers = {**self.extensions, **_TRAILERS}
+            extensions = {**extensions, "tls": state.tls.extension(ssl_object)}
             self._sniffing = False
+        if extensions is not H1_EXTENSIONS:
+            self.extensions = extensions
+            self.extensions_trailers = {**extensions, **_TRAILERS}
+        if state.tls is not None:
             alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
             if state.http2 and from_alpn(alpn) == "h2":
                 self._switch_to_h2(b"")
                 return
         self.server.connections.add(self)
+
+    # PROXY protocol ------------------------------------------------------------
+
+    def _await_proxy_header(self, transport: asyncio.BaseTransport) -> None:
+        """Hand the transport to a PROXY header reader; the driver waits for it."""
+        state = self.server
+        self.awaiting_proxy = True
+        self.head_started = state.now
+        self.client_label = _label(_peer(transport, "peername"), "unix")
+        tls_after = state.ssl_context is not None and transport.get_extra_info("ssl_object") is None
+        transport.set_protocol(ProxyHeaderReader(self, exact=tls_after))
+        state.connections.add(self)
+
+    def proxy_failed(self, reason: str, quiet: bool = False) -> None:
+        """No valid PROXY header: log why and close, never serving the connection."""
+        if quiet:
+            error_log.debug("PROXY protocol: %s from %s: closing", reason, self.client_label)
+        else:
+            error_log.warning("PROXY protocol: %s from %s: closing", reason, self.client_label)
+        self.awaiting_proxy = False
+        self.transport.close()
+
+    def proxy_received(self, header: ProxyHeader, leftover: bytes) -> None:
+        """The PROXY header is whole: serve the connection as coming from its source."""
+        transport = self.transport
+        if header.uses_real_endpoints:
+            client, server = _peer(transport, "peername"), _peer(transport, "sockname")
+        else:
+            client, server = header.source, header.destination
+        if self.trace or error_log.isEnabledFor(TRACE):
+            error_log.log(TRACE, "%s: PROXY header %r", self.client_label, header)
+        context = self.server.ssl_context
+        if context is not None and transport.get_extra_info("ssl_object") is None:
+            transport.pause_reading()  # the ClientHello is for start_tls, not the reader
+            self._tls_task = self.loop.create_task(self._start_tls(context, client, server, header))
+            return
+        self.awaiting_proxy = False
+        self.head_started = None
+        transport.set_protocol(self)
+        self._begin(client, server, header)
+        if leftover and not transport.is_closing():
+            self.data_received(leftover)
+
+    async def _start_tls(
+        self, context: ssl.SSLContext, client: Any, server: Any, header: ProxyHeader
+    ) -> None:
+        """TLS handshake behind a PROXY header (the listener itself is cleartext)."""
+        raw = self.transport
+        handoff = _TlsHandoff()
+        try:
+            transport = await self.loop.start_tls(
+                raw,
+                handoff,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.server.timeouts.request_header,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, RuntimeError) as exc:
+            error_log.warning(
+                "TLS handshake with %s (PROXY header from %s) failed: %s",
+                _label(client, "unix"),
+                self.client_label,
+                exc or type(exc).__name__,
+            )
+            self.awaiting_proxy = False
+            raw.abort()
+            self.connection_lost(None)
+            return
+        except asyncio.CancelledError:
+            raw.abort()
+            self.connection_lost(None)
+            raise
+        finally:
+            self._tls_task = None
+        if transport is None:  # closed during the handshake
+            self.connection_lost(None)
+            return
+        self.awaiting_proxy = False
+        self.head_started = None
+        self.transport = transport
+        transport.set_protocol(self)
+        self._begin(client, server, header)
+        driver: asyncio.Protocol = self
+        for data in handoff.data:
+            if transport.is_closing():
+                break
+            # An ALPN h2 connection was handed to an H2Driver by _begin.
+            driver = transport.get_protocol()  # type: ignore[assignment]
+            driver.data_received(data)
+        if handoff.eof and driver.eof_received() is not True:
+            transport.close()
+        if handoff.lost is not None:
+            transport.get_protocol().connection_lost(handoff.lost[0])
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -284,6 +524,8 @@ class HttpDriver(asyncio.Protocol):
         scope = websocket_scope(
             request, self.info, server.lifespan_state, handshake.subprotocols, tls
         )
+        if self.info.proxies is not None:  # the session logs the client its proxy named
+            self.client_label = _label(scope["client"])
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
         self.transport.pause_reading()  # until the app accepts; then the session reads
@@ -439,7 +681,10 @@ class HttpDriver(asyncio.Protocol):
 
     def response_complete(self, cycle: RequestCycle) -> None:
         """The last byte of the response was written."""
-        cycle.log_access(self.client_label)
+        if self.info.proxies is None:
+            cycle.log_access(self.client_label)
+        else:
+            cycle.log_access(_label(cycle.scope["client"]))
         conn = self.conn
         if self._deferred_error is not None:
             self.cycle = None
@@ -474,6 +719,18 @@ class HttpDriver(asyncio.Protocol):
 
     def check_timeouts(self, now: float) -> None:
         timeouts = self.server.timeouts
+        if self.awaiting_proxy:
+            head_started = self.head_started
+            if head_started is not None and now - head_started > timeouts.request_header:
+                error_log.warning(
+                    "PROXY protocol: no complete header (and TLS handshake) from %s within "
+                    "%.3gs: closing",
+                    self.client_label,
+                    timeouts.request_header,
+                )
+                self.awaiting_proxy = False
+                self.transport.abort()
+            return
         if self.write_paused and now - self.write_paused_since > timeouts.write:
             error_log.warning(
                 "client %s read nothing for %.3gs: closing", self.client_label, timeouts.write

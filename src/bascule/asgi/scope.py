@@ -3,6 +3,8 @@
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from bascule.asgi.forwarded import TrustedProxies
+from bascule.asgi.forwarded import apply as apply_forwarded
 from bascule.proto.events import RequestReceived
 
 #: ASGI version bascule speaks, and the HTTP sub-spec version it implements in
@@ -13,9 +15,23 @@ Address = tuple[str, int] | tuple[str, None]
 
 
 class ConnInfo:
-    """Facts about one connection that every scope on it shares."""
+    """Facts about one connection that every scope on it shares.
 
-    __slots__ = ("client", "root_path", "root_path_bytes", "scheme", "server")
+    ``proxies`` is set only on connections from a trusted proxy with
+    ``--proxy-headers`` on: each request's forwarding headers then rewrite its
+    scope (asgi/forwarded.py).  ``proxy_protocol`` is the connection's PROXY
+    protocol header as an ASGI extension value, or None.
+    """
+
+    __slots__ = (
+        "client",
+        "proxies",
+        "proxy_protocol",
+        "root_path",
+        "root_path_bytes",
+        "scheme",
+        "server",
+    )
 
     def __init__(
         self,
@@ -23,12 +39,16 @@ class ConnInfo:
         server: Address | None,
         scheme: str,
         root_path: str,
+        proxies: TrustedProxies | None = None,
+        proxy_protocol: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.server = server
         self.scheme = scheme
         self.root_path = root_path
         self.root_path_bytes = root_path.encode("utf-8")
+        self.proxies = proxies
+        self.proxy_protocol = proxy_protocol
 
 
 def decode_path(raw: bytes) -> str:
@@ -52,7 +72,7 @@ def http_scope(
     raw_path = request.path
     if info.root_path:
         raw_path = info.root_path_bytes + raw_path
-    return {
+    scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},  # a fresh dict: apps may write to it
         "http_version": request.http_version,
@@ -70,6 +90,9 @@ def http_scope(
         # read-only descriptions shared by the connection's requests.
         "extensions": dict(extensions),
     }
+    if info.proxies is not None:
+        apply_forwarded(scope, info.proxies)
+    return scope
 
 
 #: The websocket sub-spec version implemented in full (2.4: reason in
@@ -90,12 +113,13 @@ def websocket_scope(
     """The ``websocket`` scope for an upgrade request.
 
     ``extensions`` are the connection's (``tls``), added to what every
-    websocket scope advertises.
+    websocket scope advertises, with ``proxy_protocol`` when the connection
+    began with a PROXY header.
     """
     raw_path = request.path
     if info.root_path:
         raw_path = info.root_path_bytes + raw_path
-    return {
+    scope: dict[str, Any] = {
         "type": "websocket",
         "asgi": dict(WS_ASGI_VERSION),
         "http_version": request.http_version,
@@ -113,3 +137,8 @@ def websocket_scope(
             name: dict(value) for name, value in {**WS_EXTENSIONS, **(extensions or {})}.items()
         },
     }
+    if info.proxy_protocol is not None:
+        scope["extensions"]["proxy_protocol"] = info.proxy_protocol
+    if info.proxies is not None:
+        apply_forwarded(scope, info.proxies)
+    return scope
