@@ -1,0 +1,1 @@
+"""Hostile clients against a live bascule: smuggling, slow clients, garbage on every listener."""
