@@ -96,11 +96,6 @@ def test_http09_request_is_answered_promptly(target: Target) -> None:
     assert target.app.paths() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: 'GET /\\r\\n' (HTTP/0.9) waits for header lines until "
-    "--timeout-request-header (408) instead of an immediate 400/505",
-)
 def test_http09_request_is_rejected_at_once(target: Target) -> None:
     with socket.create_connection(("127.0.0.1", target.server.port), timeout=5) as sock:
         start = time.monotonic()

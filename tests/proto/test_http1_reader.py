@@ -566,3 +566,64 @@ def test_chunked_helper_round_trips() -> None:
     # The builder itself, against the parser, so the tests above test what they claim.
     assert chunked(b"abcdef", [4]) == b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n"
     assert chunked(b"") == b"0\r\n\r\n"
+
+
+# --- found by the hostile-client corpus and the fuzzers ---------------------------------------
+
+
+def test_http09_request_line_is_refused_at_once() -> None:
+    """``GET /`` with no version: an HTTP/0.9 client sends no headers to wait for."""
+    error = feed_error(b"GET /\r\n")
+    assert error.status_hint == 400
+    assert "HTTP/0.9" in str(error)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"a b", b"exa mple.com", b"x/y", b"x@y", b"[::1", b"host:port", b'"quoted"', b"a\\b"],
+)
+def test_invalid_host_is_refused(host: bytes) -> None:
+    error = feed_error(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert error.status_hint == 400
+    assert "invalid Host header" in str(error)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        b"",
+        b"example.com",
+        b"example.com:8080",
+        b"127.0.0.1:80",
+        b"[::1]:8000",
+        b"xn--caf-dma.fr",
+        b"a_b.local:",
+    ],
+)
+def test_valid_hosts_are_accepted(host: bytes) -> None:
+    conn = H1Connection()
+    request = single(feed(conn, [b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"]))
+    assert (b"host", host) in request.headers
+
+
+@pytest.mark.parametrize("te", [b",chunked", b", ,chunked"])
+def test_empty_transfer_coding_elements_are_ignored(te: bytes) -> None:
+    """RFC 9110 §5.6.1.2: empty list elements do not count."""
+    data = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+    events = feed(H1Connection(), [data])
+    assert body_of(events) == b"abc"
+
+
+def test_bad_request_after_a_declined_upgrade_is_a_protocol_error() -> None:
+    """The re-parse of a declined upgrade raises our error type, not httptools' (fuzzer find)."""
+    data = (
+        b"GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n"
+        b"GET / HTTP/1.1\r\n\r\n"
+    )
+    conn = H1Connection()
+    conn.receive_data(data)  # raised httptools.HttpParserCallbackError before the fix
+    first = conn.next_event()
+    assert isinstance(first, RequestReceived)
+    assert first.path == b"/a"

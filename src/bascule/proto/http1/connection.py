@@ -139,21 +139,22 @@ class H1Connection:
             return
         reader = self._reader
         reader.progress = False
+        replay = None
         try:
             reader.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             rest = data[int(exc.args[0]) :]
             if reader.declined_upgrade:
                 # An upgrade we do not serve: read the request again as plain
-                # HTTP, body included.
-                head = reader.head_without_upgrade()
+                # HTTP, body included (outside this except block, so that the
+                # errors of that parse keep their own context).
+                replay = reader.head_without_upgrade() + rest
                 reader.new_parser()
-                self.receive_data(head + rest)
-                return
-            # The request asked to switch protocols; bytes after it are not
-            # HTTP/1.1.  Keep them for the new protocol, if it is accepted.
-            self._ignore_rest = True
-            self.upgrade_data = bytearray(rest)
+            else:
+                # The request asked to switch protocols; bytes after it are not
+                # HTTP/1.1.  Keep them for the new protocol, if it is accepted.
+                self._ignore_rest = True
+                self.upgrade_data = bytearray(rest)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if not isinstance(cause, RemoteProtocolError):  # pragma: no cover
@@ -166,6 +167,14 @@ class H1Connection:
                 self._ignore_rest = True
                 return
             self._fail(RemoteProtocolError(f"malformed request: {_llhttp_reason(exc)}"))
+        if replay is not None:
+            self.receive_data(replay)
+            return
+        if reader.in_head and data[-1:] == b"\n" and reader.parser.get_http_version() == "0.0":
+            # A request line ended without "HTTP/x.y": an HTTP/0.9 request,
+            # whose client sends no header section to wait for.
+            self._fail(RemoteProtocolError("request line without an HTTP version (HTTP/0.9)"))
+            return
         # The callbacks count header and trailer fields exactly, but httptools
         # buffers a field until it ends.  Reads in which nothing completed
         # (no field, no body bytes, no message) add up here, so a field that

@@ -6,6 +6,7 @@ control characters in fields, bare CR/LF, obs-fold and invalid tokens.  The
 checks llhttp does not do (Host, size limits, request-target form) are here.
 """
 
+import re
 from collections import deque
 
 import httptools
@@ -18,6 +19,11 @@ _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
 _OWS = (0x20, 0x09)
 
 
+# RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], where
+# uri-host is an IP-literal in brackets or a reg-name (IPv4 addresses included).
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?\Z")
+
+
 class RequestReader:
     """The httptools callback target; appends events to ``events``.
 
@@ -26,6 +32,7 @@ class RequestReader:
 
     __slots__ = (
         "_body_size",
+        "_good_host",
         "_head_size",
         "_headers",
         "_limits",
@@ -52,6 +59,8 @@ class RequestReader:
         self.events: deque[Event] = deque()
         self.parser = httptools.HttpRequestParser(self)
         self._url = b""
+        #: The last Host value that passed the check (clients repeat it).
+        self._good_host = b""
         self._headers: Headers = []
         self._head_size = 0
         self._body_size = 0
@@ -118,9 +127,13 @@ class RequestReader:
         for name, value in headers:
             if name == b"host":
                 host_count += 1
+                if value != self._good_host and _HOST.match(value) is None:
+                    raise RemoteProtocolError(f"invalid Host header {value[:100]!r}")
+                self._good_host = value
             elif name == b"transfer-encoding":
-                codings = [c.strip().lower() for c in value.split(b",")]
-                if codings[-1] != b"chunked":
+                # RFC 9110 §5.6.1.2: empty list elements do not count.
+                codings = [c for c in (c.strip().lower() for c in value.split(b",")) if c]
+                if not codings or codings[-1] != b"chunked":
                     # RFC 9112 §6.3: the body length cannot be known.
                     raise RemoteProtocolError(
                         f"Transfer-Encoding {value[:40]!r} does not end with chunked"
