@@ -173,9 +173,6 @@ def test_tls_applies_to_tcp_listeners_not_unix(tmp_path: Path) -> None:
             plain.get(https.replace("https://", "http://") + "/")
 
 
-@pytest.mark.xfail(
-    reason="aio/server.py: ServerState.scheme is one value for every listener", strict=True
-)
 def test_scheme_of_plain_unix_listener_next_to_tls_is_http(tmp_path: Path) -> None:
     with tls_and_unix(tmp_path) as (_https, path, _context):
         assert get_json("http://localhost/", uds=path)["scheme"] == "http"

@@ -969,3 +969,23 @@ def test_streams_over_the_advertised_maximum_are_refused_one_by_one() -> None:
     assert not any(isinstance(e, ConnectionEnded) for e in events)
     resets = [f for f in frames(server.data_to_send()) if isinstance(f, RstStreamFrame)]
     assert [(f.stream_id, f.error_code) for f in resets] == [(7, 0x7)]  # REFUSED_STREAM
+
+
+def test_oversized_frame_is_refused_on_its_header_before_the_payload() -> None:
+    """h2 would buffer up to 16 MiB before checking the length; we refuse at the 9-byte header."""
+    pair = Pair()
+    stream_id = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(stream_id, request_headers(), end_stream=True)
+    data = pair.client.data_to_send()
+    header = (16 * 1024 * 1024 - 16).to_bytes(3, "big") + b"\x00\x00" + (1).to_bytes(4, "big")
+    # the request before it, then the announcing header cut in two reads
+    events = pair.server.receive_data(data + header[:5])
+    assert isinstance(events[0], RequestReceived)
+    events = pair.server.receive_data(header[5:])
+    assert len(events) == 1
+    ended = events[0]
+    assert isinstance(ended, ConnectionEnded)
+    assert ended.error_code == FRAME_SIZE_ERROR
+    assert "over the 16384-byte SETTINGS_MAX_FRAME_SIZE" in ended.reason
+    assert [g.error_code for g in goaways(pair.server.data_to_send())] == [FRAME_SIZE_ERROR]
+    assert pair.server.receive_data(b"x" * 100_000) == []

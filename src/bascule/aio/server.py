@@ -58,7 +58,6 @@ class ServerState:
             config, ["h2", "http/1.1"] if config.http2 else ["http/1.1"]
         )
         self.tls = TlsInfo(config, self.ssl_context) if self.ssl_context is not None else None
-        self.scheme = "https" if self.ssl_context is not None else "http"
         self._second = -1
         self.default_headers = DefaultHeaders(self._static_headers)
         self.tick()
@@ -217,12 +216,17 @@ class Server:
             if sock.family == socket.AF_UNIX:
                 server = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
             else:
+                # A PROXY header comes before the TLS handshake: the driver does both.
+                context = None if config.proxy_protocol else state.ssl_context
+                handshake = None if context is None else state.timeouts.request_header
                 server = await loop.create_server(
                     factory,
                     sock=sock,
                     backlog=config.backlog,
-                    # A PROXY header comes before the TLS handshake: the driver does both.
-                    ssl=None if config.proxy_protocol else state.ssl_context,
+                    ssl=context,
+                    # A client that never finishes its handshake (slowloris on TLS)
+                    # is cut like one that never finishes its request head.
+                    ssl_handshake_timeout=handshake,
                 )
             self.servers.append(server)
             address = describe(

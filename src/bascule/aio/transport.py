@@ -69,6 +69,11 @@ _ERROR_BODIES = {
 }
 
 
+def _is_tcp(sockname: Any) -> bool:
+    """True for an IP listener's address (unix sockets have a path, or nothing)."""
+    return isinstance(sockname, tuple) and sockname[1] is not None
+
+
 def _peer(transport: asyncio.BaseTransport, key: str) -> Any:
     value = transport.get_extra_info(key)
     if isinstance(value, tuple) and len(value) >= 2:
@@ -246,7 +251,6 @@ class HttpDriver(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        # ServerState.proxy: read with a default until every ServerState has it.
         proxy = self.server.proxy
         if proxy is not None:
             self.proxy = proxy
@@ -261,7 +265,9 @@ class HttpDriver(asyncio.Protocol):
         if client is not None and client[1] is None:
             client = None  # unix socket peers have no address
         state = self.server
-        info = self.info = ConnInfo(client, server, state.scheme, state.root_path)
+        ssl_object = transport.get_extra_info("ssl_object")
+        scheme = "http" if ssl_object is None else "https"
+        info = self.info = ConnInfo(client, server, scheme, state.root_path)
         self.client_label = _label(client, "unix")
         extensions = H1_EXTENSIONS
         proxy = self.proxy
@@ -276,18 +282,19 @@ class HttpDriver(asyncio.Protocol):
         if self.trace:
             error_log.log(TRACE, "%s: connection made", self.client_label)
         self._sniffing = state.http2
-        if state.tls is not None:
-            ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and state.tls is not None:
             extensions = {**extensions, "tls": state.tls.extension(ssl_object)}
             self._sniffing = False
         if extensions is not H1_EXTENSIONS:
             self.extensions = extensions
             self.extensions_trailers = {**extensions, **_TRAILERS}
-        if state.tls is not None:
-            alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-            if state.http2 and from_alpn(alpn) == "h2":
-                self._switch_to_h2(b"")
-                return
+        if (
+            ssl_object is not None
+            and state.http2
+            and from_alpn(ssl_object.selected_alpn_protocol()) == "h2"
+        ):
+            self._switch_to_h2(b"")
+            return
         self.server.connections.add(self)
 
     # PROXY protocol ------------------------------------------------------------
@@ -298,7 +305,7 @@ class HttpDriver(asyncio.Protocol):
         self.awaiting_proxy = True
         self.head_started = state.now
         self.client_label = _label(_peer(transport, "peername"), "unix")
-        tls_after = state.ssl_context is not None and transport.get_extra_info("ssl_object") is None
+        tls_after = state.ssl_context is not None and _is_tcp(_peer(transport, "sockname"))
         transport.set_protocol(ProxyHeaderReader(self, exact=tls_after))
         state.connections.add(self)
 
@@ -321,7 +328,7 @@ class HttpDriver(asyncio.Protocol):
         if self.trace or error_log.isEnabledFor(TRACE):
             error_log.log(TRACE, "%s: PROXY header %r", self.client_label, header)
         context = self.server.ssl_context
-        if context is not None and transport.get_extra_info("ssl_object") is None:
+        if context is not None and _is_tcp(_peer(transport, "sockname")):
             transport.pause_reading()  # the ClientHello is for start_tls, not the reader
             self._tls_task = self.loop.create_task(self._start_tls(context, client, server, header))
             return
@@ -347,11 +354,14 @@ class HttpDriver(asyncio.Protocol):
                 ssl_handshake_timeout=self.server.timeouts.request_header,
             )
         except (OSError, ssl.SSLError, TimeoutError, RuntimeError) as exc:
+            reason = exc or type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                reason = f"not complete within {self.server.timeouts.request_header:.3g}s"
             error_log.warning(
                 "TLS handshake with %s (PROXY header from %s) failed: %s",
                 _label(client, "unix"),
                 self.client_label,
-                exc or type(exc).__name__,
+                reason,
             )
             self.awaiting_proxy = False
             raw.abort()

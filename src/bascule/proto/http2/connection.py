@@ -217,6 +217,8 @@ class H2Connection:
         self._skip = 24
         self._frame_head = b""
         self._in_goaway = False
+        #: Length of a frame over our SETTINGS_MAX_FRAME_SIZE, once one is announced.
+        self._oversized = 0
 
     # set-up ----------------------------------------------------------------------
 
@@ -257,11 +259,21 @@ class H2Connection:
     def receive_data(self, data: bytes) -> list[H2Event]:
         """Feed bytes; return the events they complete (errors end the connection)."""
         pieces = self._split_after_goaway(data)
-        if len(pieces) == 1:
+        if len(pieces) == 1 and not self._oversized:
             return self._receive(data)
         out: list[H2Event] = []
         for piece in pieces:  # each GOAWAY is handled before the frames after it
             out.extend(self._receive(piece))
+        if self._oversized and not self.closed:
+            # Refused on its header: h2 would buffer the whole payload first.
+            self.closed = True
+            code = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+            self._h2.close_connection(code, last_stream_id=self.last_stream_id)
+            limit = self.limits.max_inbound_frame_size
+            reason = (
+                f"frame of {self._oversized} bytes over the {limit}-byte SETTINGS_MAX_FRAME_SIZE"
+            )
+            out.append(ConnectionEnded(int(code), reason))
         return out
 
     def _split_after_goaway(self, data: bytes) -> list[bytes]:
@@ -291,7 +303,12 @@ class H2Connection:
                 break
             head = self._frame_head
             self._frame_head = b""
-            self._skip = int.from_bytes(head[:3], "big")
+            self._skip = length = int.from_bytes(head[:3], "big")
+            if length > self.limits.max_inbound_frame_size:
+                self._oversized = length
+                # The frames before it are processed; nothing from here on is.
+                pieces.append(data[start : pos - len(take)])
+                return pieces
             self._in_goaway = head[3] == 0x7
         if start < n or not pieces:
             pieces.append(data[start:])
