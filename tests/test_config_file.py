@@ -183,6 +183,23 @@ def test_list_options_are_replaced_not_merged(tmp_path: Path) -> None:
     assert got.header == ("X-Cli: 1",)
 
 
+def test_port_from_a_higher_layer_beats_bind_from_a_lower_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--host/--port and bind are two spellings of where to listen: the higher layer wins."""
+    (tmp_path / "bascule.toml").write_text('bind = ["127.0.0.1:18431"]\n', encoding="utf-8")
+    got = config(["--config", "bascule.toml", "--port", "9000"], {}, tmp_path)
+    assert got.binds() == ["127.0.0.1:9000"]
+    assert "bind from bascule.toml ignored: port is set by command line" in capsys.readouterr().err
+    got = config(["--config", "bascule.toml"], {"BASCULE_HOST": "0.0.0.0"}, tmp_path)
+    assert got.binds() == ["0.0.0.0:8000"]
+    # the same layer, or a lower one, keeps bind
+    got = config(["--config", "bascule.toml"], {}, tmp_path)
+    assert got.binds() == ["127.0.0.1:18431"]
+    got = config(["--bind", "127.0.0.1:1"], {"BASCULE_PORT": "2"}, tmp_path)
+    assert got.binds() == ["127.0.0.1:1"]
+
+
 def test_pyproject_tool_table_is_read_from_the_working_directory(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "x"\n\n[tool.bascule]\nbacklog = 33\napp = "pkg:app"\n',

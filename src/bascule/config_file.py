@@ -308,7 +308,30 @@ def layer(cli: Mapping[str, Any], environ: Mapping[str, str], cwd: str | Path = 
     for name, value in cli.items():
         result.options[name] = value
         result.sources[name] = "command line"
+    _address_precedence(result)
     return result
+
+
+def _rank(source: str) -> int:
+    """Precedence of a source label: command line > environment > file."""
+    if source == "command line":
+        return 2
+    return 1 if source.startswith(ENV_PREFIX) else 0
+
+
+def _address_precedence(result: Layered) -> None:
+    """``--host``/``--port`` and ``bind`` are two ways to say where to listen: the
+    higher layer's wins (``--port 9000`` beats ``bind`` from a file)."""
+    sources = result.sources
+    if "bind" not in sources:
+        return
+    winner = max(("host", "port"), key=lambda n: _rank(sources.get(n, "")) if n in sources else -1)
+    if winner in sources and _rank(sources[winner]) > _rank(sources["bind"]):
+        result.warnings.append(
+            f"bind from {sources['bind']} ignored: {winner} is set by {sources[winner]}"
+        )
+        del result.options["bind"]
+        del sources["bind"]
 
 
 __all__ = [

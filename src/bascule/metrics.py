@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from bascule.config import split_host_port
+from bascule.errors import ConfigError
 from bascule.logs import error_log
 
 #: Upper bounds (seconds) of the request duration histogram buckets (+Inf is implied).
@@ -165,7 +166,10 @@ class MetricsServer:
     def __init__(self, address: str, metrics: Metrics) -> None:
         host, port = split_host_port(address)
         handler = type("Handler", (_Handler,), {"metrics": metrics})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise ConfigError(f"--metrics-bind: cannot bind {address}: {exc.strerror}") from None
         self.httpd.daemon_threads = True
         self.port: int = self.httpd.server_address[1]
         self._thread = threading.Thread(

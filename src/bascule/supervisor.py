@@ -49,6 +49,7 @@ from bascule.config import Config
 from bascule.errors import AppLoadError, ConfigError
 from bascule.logs import configure_logging, error_log
 from bascule.main import loop_factory, prepare_app
+from bascule.metrics import Metrics, MetricsServer
 from bascule.reload import Watcher, parse_changes, start_watcher
 
 #: Worker → supervisor messages (one byte each on the worker's status pipe).
@@ -66,6 +67,8 @@ HEALTHY_AFTER = 10.0
 #: How long a stopping worker keeps idle HTTP/1.1 keep-alive connections open,
 #: answering what arrives on them with "Connection: close" (Server.serve drain).
 DRAIN_IDLE = 1.0
+#: Worker slots in the shared metrics block (workers past it are not counted).
+METRIC_SLOTS = 256
 
 _HANDLED = (
     signal.SIGINT,
@@ -75,6 +78,10 @@ _HANDLED = (
     signal.SIGTTOU,
     signal.SIGCHLD,
 )
+
+
+def _ignore_signal(sig: int, frame: FrameType | None) -> None:
+    """Workers leave these signals to the supervisor."""
 
 
 def needs_supervisor(config: Config) -> bool:
@@ -91,7 +98,9 @@ def pid_file(path: str | None) -> Iterator[None]:
     pid = str(os.getpid())
     tmp = f"{path}.{pid}.tmp"
     try:
-        with open(tmp, "w", encoding="ascii") as f:
+        # O_EXCL | O_NOFOLLOW: never write through a link someone planted at the temp name.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(pid + "\n")
         os.replace(tmp, path)  # readers never see a half-written file
     except OSError as exc:
@@ -133,6 +142,8 @@ class Worker:
     #: The worker this one takes over from once ready (SIGHUP, max-requests).
     replaces: Worker | None = None
     replaced_by: Worker | None = None
+    #: Its slot in the shared metrics (--metrics-bind), or None.
+    slot: int | None = None
 
 
 class Supervisor:
@@ -164,6 +175,10 @@ class Supervisor:
         os.set_blocking(self._wake_w, False)  # set_wakeup_fd() requires it
         self._lifeline_r, self._lifeline_w = os.pipe()
         self._saved_handlers: dict[int, Any] = {}
+        #: --metrics-bind: every worker writes its own slot; the supervisor serves the sums.
+        self.metrics = Metrics.create(METRIC_SLOTS) if config.metrics_bind else None
+        self.free_slots = list(range(METRIC_SLOTS - 1, -1, -1))
+        self.metrics_server: MetricsServer | None = None
 
     # main loop ------------------------------------------------------------------
 
@@ -176,6 +191,8 @@ class Supervisor:
             self.sockets = open_listeners(config)
             paths = unix_paths(self.sockets)
             try:
+                if self.metrics is not None and config.metrics_bind is not None:
+                    self.metrics_server = MetricsServer(config.metrics_bind, self.metrics).start()
                 with pid_file(config.pid):
                     self._install_signals()
                     if self.reload:
@@ -190,6 +207,8 @@ class Supervisor:
                         os.unlink(path)
         finally:
             self._cleanup()
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
 
     def _loop(self) -> int:
         self.selector.register(self._wake_r, selectors.EVENT_READ)
@@ -251,9 +270,13 @@ class Supervisor:
                 self._on_recycle(worker)
 
     def _forget_fd(self, worker: Worker) -> None:
-        if self.by_fd.pop(worker.fd, None) is not None:
-            self.selector.unregister(worker.fd)
-            os.close(worker.fd)
+        """Close the worker's status pipe, once: its number may belong to a newer pipe later."""
+        fd = worker.fd
+        if fd >= 0 and self.by_fd.get(fd) is worker:
+            del self.by_fd[fd]
+            self.selector.unregister(fd)
+            os.close(fd)
+        worker.fd = -1
 
     # signals --------------------------------------------------------------------
 
@@ -341,13 +364,19 @@ class Supervisor:
                 self._retire(worker, now)
 
     def _spawn(self, now: float, replaces: Worker | None = None) -> Worker:
+        slot = None
+        if self.metrics is not None:
+            if self.booted:
+                self.metrics.worker_restarts += 1
+            if self.free_slots:
+                slot = self.free_slots.pop()
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; tests see it through its behaviour
             status = 1
             try:
                 os.close(read_end)
-                status = self._become_worker(write_end)
+                status = self._become_worker(write_end, slot)
             except BaseException:
                 error_log.exception("worker %d crashed", os.getpid())
             finally:
@@ -356,7 +385,7 @@ class Supervisor:
                     sys.stderr.flush()
                 os._exit(status)
         os.close(write_end)
-        worker = Worker(pid, read_end, self.generation, now, replaces=replaces)
+        worker = Worker(pid, read_end, self.generation, now, replaces=replaces, slot=slot)
         if replaces is not None:
             replaces.replaced_by = worker
         self.workers[pid] = worker
@@ -371,11 +400,13 @@ class Supervisor:
     def _fds_for_children(self) -> list[int]:
         """The supervisor's own descriptors, closed in every child."""
         fds = [self._wake_r, self._wake_w, self._lifeline_w, *self.by_fd]
+        if self.metrics_server is not None:
+            fds.append(self.metrics_server.httpd.fileno())
         if self.watcher is not None:
             fds.append(self.watcher.fd)
         return fds
 
-    def _become_worker(self, status_fd: int) -> int:  # pragma: no cover - child
+    def _become_worker(self, status_fd: int, slot: int | None) -> int:  # pragma: no cover
         """In the forked child: drop the supervisor's state, then serve."""
         signal.set_wakeup_fd(-1)
         for sig in _HANDLED:
@@ -383,8 +414,10 @@ class Supervisor:
         # The supervisor stops workers with SIGTERM; Ctrl-C in a terminal reaches
         # the whole process group, so workers leave SIGINT (and the supervisor's
         # other signals) to the supervisor.
+        # A no-op handler rather than SIG_IGN: an ignored disposition would
+        # survive exec into the app's own subprocesses.
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-            signal.signal(sig, signal.SIG_IGN)
+            signal.signal(sig, _ignore_signal)
         with contextlib.suppress(Exception):
             self.selector.close()
         for fd in self._fds_for_children():
@@ -395,7 +428,11 @@ class Supervisor:
             # a stale .pyc win over the new source.
             sys.dont_write_bytecode = True
         drain = 0.0 if self.reload else min(DRAIN_IDLE, self.config.timeout_keep_alive)
-        return run_worker(self.config, self.sockets, status_fd, self._lifeline_r, drain)
+        metrics = None
+        if self.metrics is not None and slot is not None:
+            metrics = self.metrics
+            metrics.attach(slot)
+        return run_worker(self.config, self.sockets, status_fd, self._lifeline_r, drain, metrics)
 
     def _on_ready(self, worker: Worker) -> None:
         worker.ready = True
@@ -491,6 +528,9 @@ class Supervisor:
 
     def _exited(self, worker: Worker, code: int, now: float) -> None:
         self._forget_fd(worker)
+        if self.metrics is not None and worker.slot is not None:
+            self.metrics.retire(worker.slot)  # its counts stay in the totals
+            self.free_slots.append(worker.slot)
         status = describe_status(code)
         replaced = worker.replaces
         if replaced is not None:
@@ -581,7 +621,9 @@ class RequestCounter:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
             self.count += 1
-            if self.count == self.limit:
+            if self.count % self.limit == 0:
+                # Again every ``limit`` requests: a replacement that failed to
+                # start is asked for once more.
                 self.on_limit()
         await self.app(scope, receive, send)
 
@@ -592,6 +634,7 @@ def run_worker(
     status_fd: int,
     lifeline_fd: int,
     drain: float,
+    metrics: Metrics | None = None,
 ) -> int:  # pragma: no cover - runs in worker processes
     """A worker's life: import the app, serve the inherited sockets; the exit status."""
     configure_logging(config)
@@ -604,7 +647,9 @@ def run_worker(
     if config.max_requests is not None:
         limit = config.max_requests + random.randint(0, config.max_requests_jitter)
     with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
-        return runner.run(_serve(config, app, sockets, status_fd, lifeline_fd, drain, limit))
+        return runner.run(
+            _serve(config, app, sockets, status_fd, lifeline_fd, drain, limit, metrics)
+        )
 
 
 async def _serve(
@@ -615,6 +660,7 @@ async def _serve(
     lifeline_fd: int,
     drain: float,
     limit: int | None,
+    metrics: Metrics | None,
 ) -> int:  # pragma: no cover - runs in worker processes
     loop = asyncio.get_running_loop()
 
@@ -630,7 +676,10 @@ async def _serve(
         )
         tell(RECYCLE)
 
-    server = Server(config, app if limit is None else RequestCounter(app, limit, at_limit))
+    counted = app if limit is None else RequestCounter(app, limit, at_limit)
+    if metrics is None and config.metrics_bind is not None:
+        metrics = Metrics.create()  # no slot left: count privately, never serve the address
+    server = Server(config, counted, metrics)
 
     def supervisor_gone() -> None:
         loop.remove_reader(lifeline_fd)

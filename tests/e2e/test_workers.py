@@ -398,3 +398,38 @@ def test_pid_file_in_missing_directory_is_an_error(tmp_path: Path) -> None:
     result = run_bascule([*APP, "--workers", "2", "--pid", str(pid_path)], tmp_path)
     assert result.returncode == 2
     assert f"--pid: cannot write {pid_path}" in result.stderr
+
+
+def test_a_reaped_workers_pipe_number_reused_by_a_new_worker_is_not_closed() -> None:
+    """Review find: the status pipe of a worker that exited was closed by number when it
+    was reaped, after a new worker's pipe had reused the number: the new one went untracked."""
+    import selectors
+
+    from bascule.config import Config
+    from bascule.supervisor import Supervisor, Worker
+
+    sup = Supervisor(Config(app="e2e_pid:app", workers=2).validate())
+    try:
+        now = time.monotonic()
+        read_a, write_a = os.pipe()
+        old = Worker(1111, read_a, 0, now, ready=True, retiring=True)
+        sup.workers[old.pid] = old
+        sup.by_fd[read_a] = old
+        sup.selector.register(read_a, selectors.EVENT_READ)
+        os.close(write_a)
+        sup._readable(read_a)  # EOF: the old worker's pipe is closed
+        read_b, write_b = os.pipe()  # the next pipe gets the lowest free number
+        assert read_b == read_a
+        new = Worker(2222, read_b, 1, now)
+        sup.workers[new.pid] = new
+        sup.by_fd[read_b] = new
+        sup.selector.register(read_b, selectors.EVENT_READ)
+        sup.workers.pop(old.pid)
+        sup._exited(old, 0, time.monotonic())  # the old worker is reaped
+        assert sup.by_fd.get(read_b) is new
+        os.fstat(read_b)  # still open
+        os.write(write_b, b"R")
+        assert os.read(read_b, 1) == b"R"
+        os.close(write_b)
+    finally:
+        sup._cleanup()

@@ -989,3 +989,14 @@ def test_oversized_frame_is_refused_on_its_header_before_the_payload() -> None:
     assert "over the 16384-byte SETTINGS_MAX_FRAME_SIZE" in ended.reason
     assert [g.error_code for g in goaways(pair.server.data_to_send())] == [FRAME_SIZE_ERROR]
     assert pair.server.receive_data(b"x" * 100_000) == []
+
+
+def test_rejection_with_a_closed_client_window_sends_the_status_alone() -> None:
+    """Review find: the 400/431 body ignored the client's window (FlowControlError escaped)."""
+    pair = Pair(client_settings={_CODES.INITIAL_WINDOW_SIZE: 0})
+    stream_id, events = pair.open(extra=((b"x-big", b"a" * 70_000),))
+    assert [type(e) for e in events] == [StreamRejected]
+    status, body, client_events = _answer_of(pair, stream_id)
+    assert (status, body) == (431, b"")
+    assert any(isinstance(e, h2.events.StreamEnded) for e in client_events)
+    assert not pair.server.closed

@@ -97,6 +97,7 @@ class RequestCycle:
         "driver",
         "http",
         "pending_head",
+        "received",
         "response_done",
         "scope",
         "sent_bytes",
@@ -118,6 +119,8 @@ class RequestCycle:
         self.response_done = False
         self.pending_head = b""
         self.sent_bytes = 0
+        #: Request body bytes received (for the metrics).
+        self.received = 0
         self.start_time = start_time
         self.waiter: asyncio.Future[None] | None = None
         #: The app task running this cycle (set by the driver that creates it).
@@ -128,6 +131,7 @@ class RequestCycle:
     def feed_body(self, data: bytes) -> None:
         self.body.append(data)
         self.body_size += len(data)
+        self.received += len(data)
         if self.body_size > BODY_HIGH_WATER:
             self.driver.pause_for_body()
         self._wake()
@@ -318,7 +322,16 @@ class RequestCycle:
             self.driver.cycle_finished(self)
 
     def log_access(self, client: str) -> None:
-        """The access-log line for this response (formatted only if the logger is on)."""
+        """The access-log line and the metrics of this response (each only if on)."""
+        metrics = self.driver.server.metrics
+        if metrics is not None:
+            metrics.observe_request(
+                self.scope["http_version"],
+                self.http.status,
+                perf_counter() - self.start_time,
+                self.sent_bytes,
+                self.received,
+            )
         if access_log.isEnabledFor(20):
             log_request(
                 client,

@@ -443,6 +443,8 @@ class H2Driver(asyncio.Protocol):
                     event.status,  # type: ignore[union-attr]
                 )
                 log_rejected(self.client_label, event.status, 0)  # type: ignore[union-attr]
+                if self.server.metrics is not None:
+                    self.server.metrics.observe_request("2", event.status, 0.0, 0, 0)  # type: ignore[union-attr]
         self.flush()
         for stream in list(self.streams.values()):
             if stream._drain is not None and not stream.write_paused:

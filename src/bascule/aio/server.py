@@ -20,6 +20,7 @@ from bascule.aio.transport import HttpDriver, proxy_settings
 from bascule.aio.websocket import WebSocketSession
 from bascule.config import Config, LifespanMode
 from bascule.logs import error_log
+from bascule.metrics import Metrics, MetricsServer
 from bascule.proto.headers import DefaultHeaders
 
 
@@ -60,6 +61,8 @@ class ServerState:
         self.tls = TlsInfo(config, self.ssl_context) if self.ssl_context is not None else None
         self._second = -1
         self.default_headers = DefaultHeaders(self._static_headers)
+        #: Prometheus counters of this process (--metrics-bind), or None.
+        self.metrics: Metrics | None = None
         self.tick()
 
     def tick(self) -> None:
@@ -73,14 +76,31 @@ class ServerState:
                 self.default_headers = DefaultHeaders([(b"date", date), *self._static_headers])
         for driver in list(self.connections):
             driver.check_timeouts(now)
+        if self.metrics is not None:
+            self._gauges(self.metrics)
+
+    def _gauges(self, metrics: Metrics) -> None:
+        streams = websockets = 0
+        for driver in self.connections:
+            if type(driver) is H2Driver:
+                streams += len(driver.streams)
+                websockets += len(driver.websockets)
+            elif type(driver) is WebSocketSession:
+                websockets += 1
+        metrics.set_gauges(len(self.connections), streams, websockets)
 
 
 class Server:
     """One process's server: bind, serve until a signal, shut down gracefully."""
 
-    def __init__(self, config: Config, app: Any) -> None:
+    def __init__(self, config: Config, app: Any, metrics: Metrics | None = None) -> None:
+        """``metrics``: a worker's slot of its supervisor's metrics (the supervisor
+        serves them); by default, ``--metrics-bind`` makes this server count and
+        serve its own."""
         self.config = config
         self.app = app
+        self.metrics = metrics
+        self._metrics_server: MetricsServer | None = None
         self.should_exit = asyncio.Event()
         self.force_exit = False
         self.servers: list[asyncio.base_events.Server] = []
@@ -154,6 +174,9 @@ class Server:
             self.sockets = list(sockets)  # the caller's: closed here, files left to the caller
         lifespan: Lifespan | None = None
         try:
+            if self.metrics is None and config.metrics_bind is not None:
+                self.metrics = Metrics.create()
+                self._metrics_server = MetricsServer(config.metrics_bind, self.metrics).start()
             if config.lifespan is not LifespanMode.OFF:
                 lifespan = Lifespan(self.app, config.lifespan.value)
                 self._startup_task = loop.create_task(lifespan.startup())
@@ -169,6 +192,7 @@ class Server:
                 if lifespan.supported:
                     error_log.info("application startup complete")
             state = self.state = ServerState(config, self.app, loop)
+            state.metrics = self.metrics
             if lifespan is not None and lifespan.supported:
                 state.lifespan_state = lifespan.state
             if not self.should_exit.is_set():
@@ -192,6 +216,8 @@ class Server:
                     lifespan.cancel()
         finally:
             self._close_sockets()
+            if self._metrics_server is not None:
+                self._metrics_server.stop()
         error_log.info("bascule stopped (pid %d)", os.getpid())
         return 1 if self.force_exit else 0
 

@@ -639,6 +639,8 @@ class HttpDriver(asyncio.Protocol):
             % (status, body.strip(), len(body), extra, self.server.default_headers.encoded, body)
         )
         log_rejected(self.client_label, status, len(body))
+        if self.server.metrics is not None:
+            self.server.metrics.observe_request("1.1", status, 0.0, len(body), 0)
         self.transport.close()
 
     # writing -------------------------------------------------------------------

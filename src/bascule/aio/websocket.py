@@ -243,6 +243,8 @@ class WebSocketSession(asyncio.Protocol):
     def _accept(self, action: Accept) -> None:
         if self.disconnected or self.transport.is_closing():
             raise ClientDisconnected("WebSocket client disconnected before accept")
+        if self.server.metrics is not None:
+            self.server.metrics.websocket_opened()
         subprotocol = action.subprotocol
         limits = self.server.ws_limits
         extension_header, extensions = negotiate(

@@ -464,6 +464,8 @@ class H2Connection:
         self.last_stream_id = max(self.last_stream_id, stream_id)
         self._streams_opened += 1
         body = _REJECTED_BODIES[status]
+        if self._h2.local_flow_control_window(stream_id) < len(body):
+            body = b""  # the client's window has no room: the status alone says it
         self._h2.send_headers(
             stream_id,
             [
@@ -471,8 +473,10 @@ class H2Connection:
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", b"%d" % len(body)),
             ],
+            end_stream=not body,
         )
-        self._h2.send_data(stream_id, body, end_stream=True)
+        if body:
+            self._h2.send_data(stream_id, body, end_stream=True)
         if event.stream_ended is not None:
             self._answered.add(stream_id)  # its StreamEnded is not news to anyone
         else:
