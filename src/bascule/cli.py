@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one argument per Config field."""
     parser = _Parser(
         prog="bascule",
-        description="bascule: serve an ASGI application over HTTP/1.1.",
+        description="bascule: serve an ASGI (or WSGI) app over HTTP/1.1, HTTP/2 and WebSocket.",
         allow_abbrev=False,
     )
     for f in option_fields():
