@@ -231,6 +231,12 @@ class Config:
     limit_concurrency: int | None = _opt(
         None, "answer 503 when this many connections or requests are in flight", metavar="N"
     )
+    limit_max_connections: int | None = _opt(
+        None,
+        "most open client connections per process; past it new connections wait in the "
+        "listen backlog (accepting pauses) until some close",
+        metavar="N",
+    )
     limit_request_body: int | None = _opt(
         None,
         "largest request body in bytes (k/m/g suffixes allowed); 413 past it",
@@ -385,6 +391,7 @@ class Config:
         for name in (
             "limit_concurrency",
             "limit_request_body",
+            "limit_max_connections",
             "wsgi_max_workers",
             "max_requests",
             "backlog",
