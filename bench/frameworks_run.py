@@ -26,8 +26,6 @@ import argparse
 import datetime as dt
 import functools
 import os
-import platform
-import shlex
 import shutil
 import sys
 import tempfile
@@ -52,17 +50,17 @@ from run import (
     _tail,
     bascule_argv,
     choice_list,
-    cpu_model,
     decide_pinning,
     free_port,
     http_probe,
-    package_version,
     parse_wrk,
+    run_round,
     run_wrk,
     start_server,
     stop_server,
     wait_ready,
-    wrk_version,
+    write_report,
+    wrk_header,
 )
 
 FASTAPI_APP = "bench.fastapi_app:app"
@@ -177,24 +175,11 @@ def render_report(
     started: dt.datetime,
     load_at_start: tuple[float, float, float],
 ) -> str:
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-    versions = ", ".join(f"{p} {package_version(p)}" for p in VERSIONED_PACKAGES)
+    header = wrk_header(
+        "Framework benchmark", args, pinning, started, load_at_start, VERSIONED_PACKAGES
+    )
     lines = [
-        f"## Framework benchmark {started:%Y-%m-%d %H:%M:%S %Z}".rstrip(),
-        "",
-        f"- command: `{command}`",
-        (
-            f"- CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); "
-            f"Python {platform.python_version()} ({platform.python_implementation()})"
-        ),
-        f"- versions: {versions}",
-        (
-            f"- wrk {wrk_version()}: -t {args.threads} -c {args.connections} "
-            f"-d {args.duration}s --latency, {args.warmup} s warm-up per run, "
-            f"{args.rounds} interleaved round(s), median over rounds"
-        ),
-        f"- pinning: {pinning.reason}; load average (1/5/15 min) at start: "
-        + " ".join(f"{x:.2f}" for x in load_at_start),
+        *header,
         "- 1 worker per server, access log off; uvicorn with `--http httptools --loop uvloop`",
     ]
     for workload in workloads:
@@ -277,24 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for rnd in range(1, args.rounds + 1):
         for workload in workloads:
             for summary in results[workload.name]:
+                spec = server_spec(summary.name, workload)
+                measure = functools.partial(run_once, spec, workload, args, pinning)
                 prefix = f"[round {rnd}/{args.rounds}] {workload.name}, {summary.name}:"
-                try:
-                    result = run_once(server_spec(summary.name, workload), workload, args, pinning)
-                except RunFailed as exc:
-                    summary.failures.append((rnd, str(exc)))
-                    _log(f"{prefix} FAILED: {exc}")
-                    continue
-                summary.results.append(result)
-                _log(
-                    f"{prefix} {result.requests_per_s:,.0f} req/s, p99 {result.p99_ms:.2f} ms, "
-                    f"non-2xx/3xx {result.non_2xx_3xx}, socket errors {result.socket_error_total}"
-                )
+                run_round(summary, rnd, prefix, measure)
     report = render_report(results, workloads, args, pinning, started, load_at_start)
-    print(report, end="")
-    if args.output is not None:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(report)
-        _log(f"report written to {args.output}")
+    write_report(report, args.output)
     ok = any(s.results for summaries in results.values() for s in summaries)
     return 0 if ok else 1
 

@@ -491,18 +491,20 @@ def _errors_cell(summary: ServerSummary, rounds: int) -> str:
     return "; ".join(parts) if parts else "0"
 
 
-def render_report(
-    summaries: Sequence[ServerSummary],
+def wrk_header(
+    title: str,
     args: argparse.Namespace,
     pinning: Pinning,
     started: dt.datetime,
     load_at_start: tuple[float, float, float],
-) -> str:
+    packages: Sequence[str],
+) -> list[str]:
+    """The lines every wrk report starts with: command, CPU, versions, wrk flags, pinning."""
     command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
     load = " ".join(f"{x:.2f}" for x in load_at_start)
-    versions = ", ".join(f"{p} {package_version(p)}" for p in VERSIONED_PACKAGES)
-    lines = [
-        f"## Benchmark {started:%Y-%m-%d %H:%M:%S %Z}".rstrip(),
+    versions = ", ".join(f"{p} {package_version(p)}" for p in packages)
+    return [
+        f"## {title} {started:%Y-%m-%d %H:%M:%S %Z}".rstrip(),
         "",
         f"- command: `{command}`",
         (
@@ -516,6 +518,44 @@ def render_report(
             f"{args.rounds} interleaved round(s), median over rounds"
         ),
         f"- pinning: {pinning.reason}; load average (1/5/15 min) at start: {load}",
+    ]
+
+
+def run_round(
+    summary: ServerSummary, rnd: int, prefix: str, measure: Callable[[], WrkResult]
+) -> None:
+    """One measured run of one server in round ``rnd``: recorded and logged, failures too."""
+    try:
+        result = measure()
+    except RunFailed as exc:
+        summary.failures.append((rnd, str(exc)))
+        _log(f"{prefix} FAILED: {exc}")
+        return
+    summary.results.append(result)
+    _log(
+        f"{prefix} {result.requests_per_s:,.0f} req/s, p99 {result.p99_ms:.2f} ms, "
+        f"non-2xx/3xx {result.non_2xx_3xx}, socket errors {result.socket_error_total}"
+    )
+
+
+def write_report(report: str, output: Path | None) -> None:
+    """Print the report, and write it to ``output`` when given."""
+    print(report, end="")
+    if output is not None:
+        output.write_text(report, encoding="utf-8")
+        _log(f"report written to {output}")
+
+
+def render_report(
+    summaries: Sequence[ServerSummary],
+    args: argparse.Namespace,
+    pinning: Pinning,
+    started: dt.datetime,
+    load_at_start: tuple[float, float, float],
+) -> str:
+    header = wrk_header("Benchmark", args, pinning, started, load_at_start, VERSIONED_PACKAGES)
+    lines = [
+        *header,
         f"- app: `{APP}` (200, 13-byte text/plain body), 1 worker, access log off",
         "",
         (
@@ -647,28 +687,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_at_start = os.getloadavg()
     pinning = decide_pinning()
     _log(f"pinning: {pinning.reason}")
+    summaries = run_servers(args, pinning, SERVERS)
+    write_report(render_report(summaries, args, pinning, started, load_at_start), args.output)
+    return 0 if any(s.results for s in summaries) else 1
+
+
+def run_servers(
+    args: argparse.Namespace, pinning: Pinning, servers: dict[str, ServerSpec]
+) -> list[ServerSummary]:
+    """``args.rounds`` interleaved rounds of ``run_once`` over ``args.servers``."""
     summaries = {name: ServerSummary(name) for name in args.servers}
     for rnd in range(1, args.rounds + 1):
         for name in args.servers:
-            prefix = f"[round {rnd}/{args.rounds}] {name}:"
-            try:
-                result = run_once(SERVERS[name], args, pinning)
-            except RunFailed as exc:
-                summaries[name].failures.append((rnd, str(exc)))
-                _log(f"{prefix} FAILED: {exc}")
-                continue
-            summaries[name].results.append(result)
-            _log(
-                f"{prefix} {result.requests_per_s:,.0f} req/s, "
-                f"p99 {result.p99_ms:.2f} ms, non-2xx/3xx {result.non_2xx_3xx}, "
-                f"socket errors {result.socket_error_total}"
-            )
-    report = render_report(list(summaries.values()), args, pinning, started, load_at_start)
-    print(report, end="")
-    if args.output is not None:
-        args.output.write_text(report, encoding="utf-8")
-        _log(f"report written to {args.output}")
-    return 0 if any(s.results for s in summaries.values()) else 1
+            measure = functools.partial(run_once, servers[name], args, pinning)
+            run_round(summaries[name], rnd, f"[round {rnd}/{args.rounds}] {name}:", measure)
+    return list(summaries.values())
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shlex
 import shutil
 import sys
 from collections.abc import Sequence
@@ -38,7 +37,6 @@ from run import (
     HOST,
     REPO_ROOT,
     Pinning,
-    RunFailed,
     ServerSpec,
     ServerSummary,
     _cell,
@@ -48,12 +46,11 @@ from run import (
     _positive_int,
     bascule_argv,
     choice_list,
-    cpu_model,
     decide_pinning,
     hypercorn_argv,
-    package_version,
-    run_once,
-    wrk_version,
+    run_servers,
+    write_report,
+    wrk_header,
 )
 
 APP = "bench.wsgi_app:app"
@@ -100,23 +97,11 @@ def render_report(
     started: dt.datetime,
     load_at_start: tuple[float, float, float],
 ) -> str:
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-    load = " ".join(f"{x:.2f}" for x in load_at_start)
-    versions = ", ".join(f"{p} {package_version(p)}" for p in VERSIONED_PACKAGES)
     target = next((s for s in summaries if s.name == TARGET), None)
     target_rps = target.median_rps if target else None
+    header = wrk_header("WSGI benchmark", args, pinning, started, load_at_start, VERSIONED_PACKAGES)
     lines = [
-        f"## WSGI benchmark {started:%Y-%m-%d %H:%M:%S %Z}".rstrip(),
-        "",
-        f"- command: `{command}`",
-        f"- CPU: {cpu_model()} ({os.cpu_count()} logical CPUs)",
-        f"- versions: {versions}",
-        (
-            f"- wrk {wrk_version()}: -t {args.threads} -c {args.connections} "
-            f"-d {args.duration}s --latency, {args.warmup} s warm-up per run, "
-            f"{args.rounds} interleaved round(s), median over rounds"
-        ),
-        f"- pinning: {pinning.reason}; load average (1/5/15 min) at start: {load}",
+        *header,
         f"- app: `{APP}` (Flask, 200, 13-byte text/plain body), 1 worker process",
         "",
         "| server | requests/s (median) | p99 latency ms (median) | bascule ÷ server | errors |",
@@ -175,27 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_at_start = os.getloadavg()
     pinning = decide_pinning()
     _log(f"pinning: {pinning.reason}")
-    summaries = {name: ServerSummary(name) for name in args.servers}
-    for rnd in range(1, args.rounds + 1):
-        for name in args.servers:
-            prefix = f"[round {rnd}/{args.rounds}] {name}:"
-            try:
-                result = run_once(SERVERS[name], args, pinning)
-            except RunFailed as exc:
-                summaries[name].failures.append((rnd, str(exc)))
-                _log(f"{prefix} FAILED: {exc}")
-                continue
-            summaries[name].results.append(result)
-            _log(
-                f"{prefix} {result.requests_per_s:,.0f} req/s, p99 {result.p99_ms:.2f} ms, "
-                f"non-2xx/3xx {result.non_2xx_3xx}, socket errors {result.socket_error_total}"
-            )
-    report = render_report(list(summaries.values()), args, pinning, started, load_at_start)
-    print(report, end="")
-    if args.output is not None:
-        args.output.write_text(report, encoding="utf-8")
-        _log(f"report written to {args.output}")
-    return 0 if any(s.results for s in summaries.values()) else 1
+    summaries = run_servers(args, pinning, SERVERS)
+    write_report(render_report(summaries, args, pinning, started, load_at_start), args.output)
+    return 0 if any(s.results for s in summaries) else 1
 
 
 if __name__ == "__main__":
