@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -64,6 +65,21 @@ def loop_factory(choice: LoopChoice) -> Callable[[], asyncio.AbstractEventLoop]:
     return factory
 
 
+def exit_if_stuck(server: Server, status: int) -> None:
+    """End the process now if app tasks ignored their cancellation.
+
+    ``asyncio.Runner`` would wait for them forever when it closes; a server
+    that was told to stop must stop, so the process exits without that wait.
+    """
+    stuck = server.stuck_tasks()
+    if stuck:
+        error_log.error(
+            "%d request(s) ignored cancellation: exiting without waiting for them", stuck
+        )
+        logging.shutdown()
+        os._exit(status or 1)
+
+
 def run(app: Any = "bascule.demo:app", **options: Any) -> None:
     """Serve ``app`` until SIGINT/SIGTERM.  ``options`` are Config field names.
 
@@ -86,7 +102,9 @@ def run(app: Any = "bascule.demo:app", **options: Any) -> None:
         with pid_file(config.pid):
             asgi_app = prepare_app(config)
             with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
-                status = runner.run(Server(config, asgi_app).serve())
+                server = Server(config, asgi_app)
+                status = runner.run(server.serve())
+                exit_if_stuck(server, status)
     if status:
         raise SystemExit(status)
 

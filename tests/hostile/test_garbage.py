@@ -148,12 +148,6 @@ def test_garbage_on_tls_port(live: Live, certs: Certs, payload: bytes) -> None:
     still_serves(f"https://127.0.0.1:{server.port}", verify=certs.client_context())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a failed TLS handshake (junk on a TLS port) is closed without a log "
-    "line; asyncio and uvloop report it at debug level only in loop debug mode, and a "
-    "driver-side start_tls cannot take the connection before uvloop reads the ClientHello",
-)
 def test_garbage_on_tls_port_is_logged(
     live: Live, certs: Certs, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -189,7 +189,9 @@ class RequestCycle:
 
     async def send(self, message: Message) -> None:
         """Validate ``message``, serialise it, write it; wait while the transport is full."""
-        if self.disconnected or (self.response_done and self.driver.transport.is_closing()):
+        # A closing transport drops writes without pausing: the app must hear of
+        # it here, or a tight send() loop never yields to let the loss be seen.
+        if self.disconnected or self.driver.transport.is_closing():
             raise ClientDisconnected("client disconnected")
         events = self.http.on_message(message)
         driver = self.driver
@@ -232,7 +234,7 @@ class RequestCycle:
                 await driver.drain()
         elif driver.write_paused:
             await driver.drain()
-            if self.disconnected:
+            if self.disconnected or driver.transport.is_closing():
                 raise ClientDisconnected("client disconnected")
 
     async def _send_file(self, event: FileBody, out: bytes) -> bytes:
@@ -271,8 +273,8 @@ class RequestCycle:
                 out = b""
                 if driver.write_paused:
                     await driver.drain()
-                    if self.disconnected:
-                        raise ClientDisconnected("client disconnected")
+                if self.disconnected or driver.transport.is_closing():
+                    raise ClientDisconnected("client disconnected")
             if event.file is not None and event.offset is None:
                 os.lseek(fd, pos, os.SEEK_SET)  # as if the app had read it
         finally:
@@ -302,7 +304,8 @@ class RequestCycle:
             raise
         except BaseException as exc:
             self._fail(f"exception in ASGI app for {self._target()}", exc)
-            if not isinstance(exc, Exception):
+            # sys.exit() in one request is that request's failure, not the server's.
+            if not isinstance(exc, Exception | SystemExit):
                 raise
         else:
             if not self.response_done and not self.disconnected:

@@ -72,6 +72,7 @@ class H2Stream:
         "keep_alive",
         "last_data",
         "loop",
+        "remaining",
         "server",
         "stream_id",
         "task",
@@ -90,7 +91,8 @@ class H2Stream:
         self.ended = False
         self._drain: asyncio.Future[None] | None = None
         self.blocked_since = self.last_data = driver.server.now
-        self.blocked_since = self.last_data = driver.server.now
+        #: Body bytes still due by the response's Content-Length (None: not declared).
+        self.remaining: int | None = None
 
     # the "conn" side -------------------------------------------------------------
 
@@ -112,11 +114,14 @@ class H2Stream:
                 names = {n for n, _ in headers}
                 headers.extend(pair for pair in defaults.pairs if pair[0] not in names)
             self.held_head = ResponseHead(self.stream_id, event.status, headers)
+            self.remaining = self._declared_length(event.status, headers)
             return b""
         if etype is InformationalResponse:
             h2c.send_head(self.stream_id, event.status, event.headers)
             return h2c.data_to_send()
         head = self.held_head
+        if self.remaining is not None:
+            self._count(event, etype)
         if etype is BodyChunk:
             data = event.data
             if head is not None:
@@ -146,6 +151,33 @@ class H2Stream:
             self.ended = True
             return h2c.data_to_send()
         raise LocalProtocolError(f"cannot send {etype.__name__} on an HTTP/2 stream")
+
+    def _declared_length(self, status: int, headers: list[tuple[bytes, bytes]]) -> int | None:
+        """The Content-Length the body must match (RFC 9113 §8.1.1), or None."""
+        head_request = self.cycle is not None and self.cycle.scope["method"] == "HEAD"
+        if status in (204, 304) or head_request:
+            return None
+        for name, value in headers:
+            if name == b"content-length":
+                if not value.isdigit():
+                    raise LocalProtocolError(f"invalid Content-Length {value[:40]!r}")
+                return int(value)
+        return None
+
+    def _count(self, event: Any, etype: type) -> None:
+        """Check the body against the declared Content-Length before anything is sent."""
+        assert self.remaining is not None
+        if etype is BodyChunk or etype is BodyEnd:
+            self.remaining -= len(event.data)
+            if self.remaining < 0:
+                raise LocalProtocolError(
+                    f"response body longer than its Content-Length (by {-self.remaining} bytes)"
+                )
+            if etype is BodyEnd and self.remaining:
+                missing = self.remaining
+                raise LocalProtocolError(
+                    f"response body shorter than its Content-Length ({missing} bytes missing)"
+                )
 
     def send_continue(self) -> bytes:
         return b""  # HTTP/2 clients do not wait for 100 Continue here
