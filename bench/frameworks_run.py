@@ -44,16 +44,14 @@ from run import (
     _cell,
     _errors_cell,
     _log,
-    _non_negative_int,
-    _positive_int,
     _read_log,
     _tail,
     bascule_argv,
-    choice_list,
     decide_pinning,
     free_port,
     http_probe,
     parse_wrk,
+    parse_wrk_args,
     run_round,
     run_wrk,
     start_server,
@@ -61,6 +59,7 @@ from run import (
     wait_ready,
     write_report,
     wrk_header,
+    wrk_parser,
 )
 
 FASTAPI_APP = "bench.fastapi_app:app"
@@ -206,46 +205,13 @@ def render_report(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark a FastAPI JSON endpoint on bascule and uvicorn with wrk."
-    )
-    parser.add_argument(
-        "--duration",
-        type=_positive_int,
-        default=10,
-        help="seconds of measured wrk load per run (default 10)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=_positive_int,
-        default=3,
-        help="interleaved rounds; the median is reported (default 3)",
-    )
-    parser.add_argument(
-        "--connections", type=_positive_int, default=64, help="wrk connections (default 64)"
-    )
-    parser.add_argument("--threads", type=_positive_int, default=1, help="wrk threads (default 1)")
-    parser.add_argument(
-        "--warmup",
-        type=_non_negative_int,
-        default=2,
-        help="seconds of unmeasured wrk load before each run (default 2)",
-    )
-    parser.add_argument(
-        "--servers",
-        type=choice_list(ALL_SERVERS, "server"),
-        default=list(ALL_SERVERS),
-        help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
+    parser = wrk_parser(
+        "Benchmark a FastAPI JSON endpoint on bascule and uvicorn with wrk.", ALL_SERVERS
     )
     parser.add_argument(
         "--no-bare", dest="bare", action="store_false", help="skip the bare ASGI app (FastAPI only)"
     )
-    parser.add_argument("--output", default=None,
-                        help="also write the Markdown report to this file")  # fmt: skip
-    args = parser.parse_args(argv)
-    if args.connections < args.threads:
-        parser.error("--connections must be >= --threads (wrk requirement)")
-    return args
+    return parse_wrk_args(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

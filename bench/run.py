@@ -631,10 +631,9 @@ def choice_list(choices: Sequence[str], what: str) -> Callable[[str], list[str]]
     return parse
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark bascule, uvicorn and hypercorn with wrk."
-    )
+def wrk_parser(description: str, servers: Sequence[str]) -> argparse.ArgumentParser:
+    """The options every wrk benchmark script takes (add your own, then ``parse_wrk_args``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--duration",
         type=_positive_int,
@@ -662,16 +661,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        type=choice_list(ALL_SERVERS, "server"),
-        default=list(ALL_SERVERS),
-        help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
+        type=choice_list(servers, "server"),
+        default=list(servers),
+        help=f"comma-separated subset of {','.join(servers)} (default: all)",
     )
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the Markdown report to this file")  # fmt: skip
+    return parser
+
+
+def parse_wrk_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.connections < args.threads:
         parser.error("--connections must be >= --threads (wrk requirement)")
     return args
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = wrk_parser("Benchmark bascule, uvicorn and hypercorn with wrk.", ALL_SERVERS)
+    return parse_wrk_args(parser, argv)
 
 
 def _log(message: str) -> None:

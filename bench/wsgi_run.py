@@ -31,7 +31,6 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from run import (
     HOST,
@@ -42,15 +41,14 @@ from run import (
     _cell,
     _errors_cell,
     _log,
-    _non_negative_int,
-    _positive_int,
     bascule_argv,
-    choice_list,
     decide_pinning,
     hypercorn_argv,
+    parse_wrk_args,
     run_servers,
     write_report,
     wrk_header,
+    wrk_parser,
 )
 
 APP = "bench.wsgi_app:app"
@@ -124,31 +122,10 @@ def render_report(
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark a Flask app on WSGI: bascule, gunicorn, hypercorn (wrk)."
+    parser = wrk_parser(
+        "Benchmark a Flask app on WSGI: bascule, gunicorn, hypercorn (wrk).", ALL_SERVERS
     )
-    parser.add_argument("--duration", type=_positive_int, default=10,
-                        help="seconds of measured wrk load per run (default 10)")  # fmt: skip
-    parser.add_argument("--rounds", type=_positive_int, default=3,
-                        help="interleaved rounds; the median is reported (default 3)")  # fmt: skip
-    parser.add_argument("--connections", type=_positive_int, default=64,
-                        help="wrk connections (default 64)")  # fmt: skip
-    parser.add_argument("--threads", type=_positive_int, default=1,
-                        help="wrk threads (default 1)")  # fmt: skip
-    parser.add_argument("--warmup", type=_non_negative_int, default=2,
-                        help="unmeasured wrk seconds before each run (default 2)")  # fmt: skip
-    parser.add_argument(
-        "--servers",
-        type=choice_list(ALL_SERVERS, "server"),
-        default=list(ALL_SERVERS),
-        help=f"comma-separated subset of {','.join(ALL_SERVERS)} (default: all)",
-    )
-    parser.add_argument("--output", type=Path, default=None,
-                        help="also write the Markdown report to this file")  # fmt: skip
-    args = parser.parse_args(argv)
-    if args.connections < args.threads:
-        parser.error("--connections must be >= --threads (wrk requirement)")
-    return args
+    return parse_wrk_args(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
