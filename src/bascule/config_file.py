@@ -325,8 +325,11 @@ def _address_precedence(result: Layered) -> None:
     sources = result.sources
     if "bind" not in sources:
         return
-    winner = max(("host", "port"), key=lambda n: _rank(sources.get(n, "")) if n in sources else -1)
-    if winner in sources and _rank(sources[winner]) > _rank(sources["bind"]):
+    ranks = {name: _rank(sources[name]) for name in ("host", "port") if name in sources}
+    if not ranks:
+        return
+    winner = max(ranks, key=ranks.__getitem__)
+    if ranks[winner] > _rank(sources["bind"]):
         result.warnings.append(
             f"bind from {sources['bind']} ignored: {winner} is set by {sources[winner]}"
         )
