@@ -521,9 +521,7 @@ class H2Driver(asyncio.Protocol):
         scope = http_scope(request, self.info, server.lifespan_state, self.stream_extensions())
         cycle = RequestCycle(stream, scope, perf_counter())
         stream.cycle = cycle
-        limit = server.limit_concurrency
-        if limit is not None and len(server.tasks) >= limit:
-            error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
+        if server.over_concurrency(self.client_label, count_connections=False):
             cycle.respond_plain(503, b"Service Unavailable\n")
             del self.streams[request.stream_id]
             return

@@ -53,6 +53,11 @@ class ConnectionRegistry(set[Connection]):
             callback()
 
 
+#: At most one "concurrency limit reached" line per this many seconds (a flood of
+#: 503s would otherwise write one line each).
+LIMIT_LOG_INTERVAL = 5.0
+
+
 class ServerState:
     """What every connection of one server shares."""
 
@@ -90,9 +95,33 @@ class ServerState:
         self.tls = TlsInfo(config, self.ssl_context) if self.ssl_context is not None else None
         self._second = -1
         self.default_headers = DefaultHeaders(self._static_headers)
+        self._limit_logged_at = -LIMIT_LOG_INTERVAL
+        self._limit_unlogged = 0
         #: Prometheus counters of this process (--metrics-bind), or None.
         self.metrics: Metrics | None = None
         self.tick()
+
+    def over_concurrency(self, client: str, count_connections: bool = True) -> bool:
+        """True (and logged, at most once per ``LIMIT_LOG_INTERVAL``) when a new request
+        must get 503: ``--limit-concurrency`` requests, or connections, are in flight."""
+        limit = self.limit_concurrency
+        if limit is None or not (
+            len(self.tasks) >= limit or (count_connections and len(self.connections) > limit)
+        ):
+            return False
+        if self.now - self._limit_logged_at >= LIMIT_LOG_INTERVAL:
+            more = self._limit_unlogged
+            error_log.warning(
+                "concurrency limit %d reached: 503 for %s%s",
+                limit,
+                client,
+                f" (and {more} more since the last such line)" if more else "",
+            )
+            self._limit_logged_at = self.now
+            self._limit_unlogged = 0
+        else:
+            self._limit_unlogged += 1
+        return True
 
     def tick(self) -> None:
         """Advance the coarse clock, refresh Date, expire timed-out connections."""

@@ -509,9 +509,7 @@ class HttpDriver(asyncio.Protocol):
         )
         cycle = RequestCycle(self, scope, perf_counter())
         self.cycle = cycle
-        limit = server.limit_concurrency
-        if limit is not None and (len(server.connections) > limit or len(server.tasks) >= limit):
-            error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
+        if server.over_concurrency(self.client_label):
             self._simple_response(cycle, 503, close=False)
             return
         task = cycle.task = self.loop.create_task(cycle.run(server.app))
@@ -525,9 +523,7 @@ class HttpDriver(asyncio.Protocol):
             error_log.warning("bad WebSocket handshake from %s: %s", self.client_label, exc)
             self._close_with_status(exc.status_hint, exc.headers)
             return
-        limit = server.limit_concurrency
-        if limit is not None and (len(server.connections) > limit or len(server.tasks) >= limit):
-            error_log.warning("concurrency limit %d reached: 503 for %s", limit, self.client_label)
+        if server.over_concurrency(self.client_label):
             self._close_with_status(503)
             return
         tls = {"tls": self.extensions["tls"]} if "tls" in self.extensions else None
