@@ -28,35 +28,25 @@ import functools
 import os
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import run
 from run import EXPECTED_BODY as BARE_BODY
 from run import (
     HOST,
     REPO_ROOT,
     Pinning,
-    RunFailed,
     ServerSpec,
     ServerSummary,
     WrkResult,
     _cell,
     _errors_cell,
     _log,
-    _read_log,
-    _tail,
     bascule_argv,
     decide_pinning,
-    free_port,
-    http_probe,
-    parse_wrk,
     parse_wrk_args,
     run_round,
-    run_wrk,
-    start_server,
-    stop_server,
-    wait_ready,
     write_report,
     wrk_header,
     wrk_parser,
@@ -122,28 +112,7 @@ def run_once(
     spec: ServerSpec, workload: Workload, args: argparse.Namespace, pinning: Pinning
 ) -> WrkResult:
     """Start one server, check it answers the workload's body, warm it up, measure, stop it."""
-    port = free_port()
-    probe: Callable[[int, float], str | None] = functools.partial(
-        http_probe, expected=workload.body
-    )
-    with tempfile.TemporaryFile() as log:
-        proc = start_server(spec, port, pinning, log)
-        try:
-            wait_ready(proc, port, log, probe=probe)
-            if args.warmup > 0:
-                run_wrk(pinning, args.threads, args.connections, args.warmup, port)
-            output = run_wrk(pinning, args.threads, args.connections, args.duration, port)
-            code = proc.poll()
-            if code is not None:
-                raise RunFailed(
-                    f"server exited with code {code} during the run: " + _tail(_read_log(log))
-                )
-            result = parse_wrk(output)
-            if result.requests - result.non_2xx_3xx <= 0:
-                raise RunFailed(f"no successful responses ({result.requests} requests)")
-            return result
-        finally:
-            stop_server(proc)
+    return run.run_once(spec, args, pinning, expected=workload.body)
 
 
 def _table(summaries: Sequence[ServerSummary], rounds: int) -> list[str]:

@@ -395,13 +395,19 @@ def run_wrk(pinning: Pinning, threads: int, connections: int, duration_s: int, p
     return done.stdout
 
 
-def run_once(spec: ServerSpec, args: argparse.Namespace, pinning: Pinning) -> WrkResult:
-    """Start one server, warm it up, measure it, and always stop it."""
+def run_once(
+    spec: ServerSpec,
+    args: argparse.Namespace,
+    pinning: Pinning,
+    expected: bytes = EXPECTED_BODY,
+) -> WrkResult:
+    """Start one server, check it answers ``expected``, warm it up, measure it, always stop it."""
     port = free_port()
+    probe = functools.partial(http_probe, expected=expected)
     with tempfile.TemporaryFile() as log:
         proc = start_server(spec, port, pinning, log)
         try:
-            wait_ready(proc, port, log)
+            wait_ready(proc, port, log, probe=probe)
             if args.warmup > 0:
                 run_wrk(pinning, args.threads, args.connections, args.warmup, port)
             output = run_wrk(pinning, args.threads, args.connections, args.duration, port)
