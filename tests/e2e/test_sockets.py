@@ -246,6 +246,9 @@ def test_bind_fd_serves_an_inherited_socket(tmp_path: Path, family: socket.Addre
         sock.close()
 
 
+CLOSED_FD = 987
+
+
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
@@ -265,7 +268,9 @@ def test_bad_fd_is_one_line_error(tmp_path: Path, kind: str, message: str) -> No
         holder.bind(("127.0.0.1", 0))
     else:
         holder = (tmp_path / "f").open("w")
-    fd = holder.fileno()
+    # A "closed" descriptor must be closed in the child, whose own files (the event loop's
+    # self-pipe, the interpreter's) take the low numbers: use one far above them.
+    fd = CLOSED_FD if kind == "closed" else holder.fileno()
     pass_fds = [] if kind == "closed" else [fd]
     try:
         result = subprocess.run(
