@@ -22,6 +22,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bascule._build import build_name
 from bascule._version import __version__
 from bascule.config import Config, field_default, field_type, flag, option_fields, parse_size
 from bascule.config_file import layer
@@ -104,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar=meta["metavar"] or kind.__name__.upper(),
                 help=f"{help_text} (default: {shown})",
             )
-    parser.add_argument("--version", action="version", version=f"bascule {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"bascule {__version__} ({build_name()})"
+    )
     return parser
 
 

@@ -230,10 +230,10 @@ class AccessFormat:
             "duration_ms": round(duration_ms, 3),
         }
         if self.headers:
-            for name in self.headers.values():
-                fields[name] = "-"
-            for name, value in scope["headers"]:
-                key = self.headers.get(name)
+            for field in self.headers.values():
+                fields[field] = "-"
+            for header, value in scope["headers"]:
+                key = self.headers.get(header)
                 if key is not None:
                     text = escape_field(value.decode("latin-1"))
                     fields[key] = text if fields[key] == "-" else f"{fields[key]}, {text}"

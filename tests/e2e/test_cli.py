@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bascule import __version__
+from bascule._build import build_name
 from bascule.config import Config, flag, option_fields
 
 from .process import APPS_DIR, READY_TIMEOUT, child_env, run_bascule, start_bascule
@@ -60,7 +61,7 @@ def test_version_prints_name_and_version(command: list[str], tmp_path: Path) -> 
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"bascule {__version__}\n"
+    assert result.stdout == f"bascule {__version__} ({build_name()})\n"
     assert result.stderr == ""
 
 

@@ -19,11 +19,11 @@ from bascule.errors import AppMessageError, ClientDisconnected
 from bascule.logs import access_log, error_log, log_request, request_target
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, InformationalResponse, ResponseHead
+from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
 
 if TYPE_CHECKING:
     from bascule.aio.server import ServerState
     from bascule.asgi_types import ASGI3App, Message
-    from bascule.proto.headers import DefaultHeaders
 
 
 class CycleConn(Protocol):
@@ -32,7 +32,7 @@ class CycleConn(Protocol):
     continue_pending: bool
     keep_alive: bool
 
-    def send(self, event: Any, defaults: DefaultHeaders = ...) -> bytes: ...
+    def send(self, event: Any, defaults: DefaultHeaders = NO_DEFAULT_HEADERS) -> bytes: ...
     def send_continue(self) -> bytes: ...
     def retract_response(self) -> None: ...
     def send_failed(self) -> None: ...

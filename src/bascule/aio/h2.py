@@ -406,6 +406,8 @@ class H2Driver(asyncio.Protocol):
         self.write_paused_since = server.now
         self.closing = False
         self._out = WriteBatch(self.loop, transport)
+        self._extensions: dict[str, Any] | None = None
+        self._extensions_push = False
 
     def start(self, data: bytes) -> None:
         """Take over the transport and process the bytes already received."""
@@ -637,12 +639,21 @@ class H2Driver(asyncio.Protocol):
                 self._close()
 
     def stream_extensions(self) -> dict[str, Any]:
-        """The ASGI extensions HTTP/2 streams support (push only if the client allows it)."""
-        extensions = dict(self.extensions)
-        extensions.update(H2_EXTENSIONS)
-        if self.h2.push_allowed:
-            extensions["http.response.push"] = {}
-        return extensions
+        """The ASGI extensions HTTP/2 streams support (push only if the client allows it).
+
+        Built once per value of the client's SETTINGS_ENABLE_PUSH; ``http_scope``
+        copies the outer dict into every scope, so apps cannot change it.
+        """
+        push = self.h2.push_allowed
+        cached = self._extensions
+        if cached is None or push != self._extensions_push:
+            cached = dict(self.extensions)
+            cached.update(H2_EXTENSIONS)
+            if push:
+                cached["http.response.push"] = {}
+            self._extensions = cached
+            self._extensions_push = push
+        return cached
 
     # output -------------------------------------------------------------------------------------
 

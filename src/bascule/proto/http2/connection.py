@@ -17,7 +17,6 @@ frame floods).  Choice of engine: docs/http2.md.
 """
 
 import contextlib
-import re
 from collections import deque
 
 import h2.config
@@ -32,15 +31,13 @@ from hyperframe.frame import GoAwayFrame
 from bascule.proto.events import BodyChunk, BodyEnd, Headers, RequestReceived
 from bascule.proto.headers import BAD_VALUE
 from bascule.proto.http1.writer import KNOWN_NAMES, lower_name, raise_first_bad
+from bascule.proto.http2.fields import CONNECTION_FIELDS, Checked, check
 from bascule.proto.http2.flow import OutboundQueue
 from bascule.proto.limits import Http2Limits
 
 _SETTINGS = h2.settings.SettingCodes
 
-# Fields that are only meaningful hop-by-hop on HTTP/1.1 (RFC 9113 §8.2.2).
-_CONNECTION_FIELDS = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
+_CONNECTION_FIELDS = CONNECTION_FIELDS
 
 
 def response_fields(headers: Headers) -> Headers:
@@ -112,33 +109,6 @@ _REJECTED_BODIES = {
     431: b"Request Header Fields Too Large\n",
 }
 
-# RFC 9113 §8.3.1 / RFC 9110 §5.6.2 / RFC 3986: the method is a token; the
-# path (and authority) are visible ASCII without spaces.
-_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
-
-
-def _malformed(fields: Headers) -> str | None:
-    """Why a request h2 accepted is still malformed, or None.
-
-    h2 checks the pseudo-header set and CR/LF/NUL in values; this adds what
-    HTTP/1.1's parser enforces: a token method, a target and authority of
-    visible ASCII, and no other control characters in field values, so
-    nothing reaches the app (or a log line) over HTTP/2 that HTTP/1.1 refuses.
-    """
-    for name, value in fields:
-        if name[:1] == b":":
-            if name == b":method":
-                if _METHOD.match(value) is None:
-                    return f"invalid method {value!r}"
-            elif name in (b":path", b":authority") and _BAD_TARGET.search(value):
-                return f"invalid character in {name.decode()} {value!r}"
-    if BAD_VALUE.search(b"\t".join(value for _, value in fields)):
-        for name, value in fields:
-            if BAD_VALUE.search(value):
-                return f"invalid character in the value of {name.decode('latin-1')!r}"
-    return None
-
 
 class _CappedDecoder(hpack.Decoder):
     """An HPACK decoder whose memory cap h2 cannot lower.
@@ -173,8 +143,10 @@ class H2Connection:
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
-            validate_inbound_headers=True,
-            normalize_inbound_headers=True,
+            # fields.check() makes every check h2's inbound pipeline made (and
+            # joins cookies as it did), in one pass with bascule's own checks.
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
             # response_fields() lowercases, drops connection-specific fields and
             # checks names and values (h2 does not check values), so h2's own
             # outbound pass would only repeat the work.
@@ -219,6 +191,8 @@ class H2Connection:
         self._in_goaway = False
         #: Length of a frame over our SETTINGS_MAX_FRAME_SIZE, once one is announced.
         self._oversized = 0
+        #: The highest client stream h2 had opened when the current event was made.
+        self._highest_before = 0
 
     # set-up ----------------------------------------------------------------------
 
@@ -317,6 +291,7 @@ class H2Connection:
     def _receive(self, data: bytes) -> list[H2Event]:
         if self.closed:
             return []
+        self._highest_before = self._h2.highest_inbound_stream_id
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -352,30 +327,37 @@ class H2Connection:
                             event.stream_id,  # type: ignore[attr-defined]
                         )
             elif etype is h2.events.RequestReceived:
+                checked = check(event.headers)  # type: ignore[attr-defined]
+                self._highest_before = event.stream_id  # type: ignore[attr-defined]
+                if checked.violation is not None:
+                    return [self._violation(event.stream_id, checked.violation)]  # type: ignore[attr-defined]
                 if self.draining and event.stream_id > self.last_stream_id:  # type: ignore[attr-defined]
                     # Opened after our GOAWAY: refused, the client may retry elsewhere.
                     self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
                     continue
                 if (
-                    self._h2.open_inbound_streams > self.limits.max_concurrent_streams
+                    len(self._h2.streams) > self.limits.max_concurrent_streams
+                    and self._h2.open_inbound_streams > self.limits.max_concurrent_streams
                     and self._open_before(event.stream_id) > self.limits.max_concurrent_streams  # type: ignore[attr-defined]
                 ):
                     # Over the advertised maximum: refuse this stream only.
                     self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
                     continue
-                fields: Headers = event.headers  # type: ignore[attr-defined]
-                size = sum(len(n) + len(v) + 32 for n, v in fields)
+                size = sum(len(n) + len(v) for n, v in checked.fields) + 32 * len(checked.fields)
                 if size > self.limits.max_header_list_size:
                     limit = self.limits.max_header_list_size
                     reason = f"header list of {size} bytes over the {limit}-byte limit"
                     out.append(self._answer(event, 431, reason))  # type: ignore[arg-type]
                     continue
-                problem = _malformed(fields)
-                if problem is not None:
-                    out.append(self._answer(event, 400, problem))  # type: ignore[arg-type]
+                if checked.malformed is not None:
+                    out.append(self._answer(event, 400, checked.malformed))  # type: ignore[arg-type]
                     continue
                 self._control_frames = 0  # a request is progress
-                out.append(self._request(event))  # type: ignore[arg-type]
+                out.append(self._request(event.stream_id, checked))  # type: ignore[attr-defined]
+            elif etype is h2.events.TrailersReceived:
+                problem = check(event.headers, trailer=True).violation  # type: ignore[attr-defined]
+                if problem is not None:
+                    return [self._violation(event.stream_id, problem)]  # type: ignore[attr-defined]
             elif etype is h2.events.StreamEnded:
                 # h2 reports the end of a stream once, as its own event (the
                 # stream_ended attribute of the other events points at it).
@@ -422,32 +404,34 @@ class H2Connection:
                 break
         return out
 
-    def _request(self, event: h2.events.RequestReceived) -> RequestReceived:
-        stream_id = event.stream_id
+    def _violation(self, stream_id: int, reason: str) -> ConnectionEnded:
+        """End the connection for a header block h2's rules refuse, as h2 itself did.
+
+        h2 raised inside ``receive_data``: nothing of that read was reported,
+        and its GOAWAY (PROTOCOL_ERROR) named the highest stream opened so far.
+        """
+        self.closed = True
+        code = h2.errors.ErrorCodes.PROTOCOL_ERROR
+        last = max(stream_id, self._highest_before)
+        self._h2.close_connection(code, last_stream_id=last)
+        return ConnectionEnded(int(code), f"HTTP/2 protocol error: {reason}")
+
+    def _request(self, stream_id: int, checked: Checked) -> RequestReceived:
         self.last_stream_id = max(self.last_stream_id, stream_id)
         self._streams_opened += 1
-        method = path = authority = protocol = b""
-        headers: Headers = []
-        for name, value in event.headers:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":protocol":
-                    protocol = value
-            else:
-                headers.append((name, value))
-        if authority and not any(n == b"host" for n, _ in headers):
+        pseudo = checked.pseudo
+        fields = checked.fields
+        headers = fields[len(pseudo) :] if pseudo else list(fields)  # pseudo fields come first
+        authority = pseudo.get(b":authority")
+        if authority and not checked.has_host:
             headers.insert(0, (b"host", authority))
-        target, _, query = path.partition(b"?")
+        target, _, query = pseudo.get(b":path", b"").partition(b"?")
         if b"#" in query:
             query = query.partition(b"#")[0]
+        protocol = pseudo.get(b":protocol", b"")
         return RequestReceived(
             stream_id,
-            method.decode("ascii", "replace"),
+            pseudo[b":method"].decode("ascii", "replace"),
             target or b"/",
             query,
             headers,
@@ -535,6 +519,22 @@ class H2Connection:
 
     def send_body(self, stream_id: int, data: bytes, end: bool = False) -> None:
         """Body bytes; what the windows do not allow now is queued (see ``pending``)."""
+        if not self.queue.has(stream_id):
+            # Nothing queued before it: if it fits the windows and one frame,
+            # it goes out now, as _flush_stream would send it, without queueing.
+            conn = self._h2
+            size = len(data)
+            if size <= conn.max_outbound_frame_size:
+                try:
+                    window = conn.local_flow_control_window(stream_id)
+                except h2.exceptions.StreamClosedError:
+                    return  # the stream is gone: nothing to send it on
+                if size <= window:
+                    conn.send_data(stream_id, data, end_stream=end)
+                    if size:
+                        self._control_frames = 0  # progress
+                        self._window_credit = min(self._window_credit + 2, _MAX_WINDOW_CREDIT)
+                    return
         self.queue.push(stream_id, data, end)
         self._flush_stream(stream_id)
 

@@ -47,6 +47,10 @@ class OutboundQueue:
             if not entries:
                 del self._queues[stream_id]
 
+    def has(self, stream_id: int) -> bool:
+        """Something (bytes, an end, trailers) is queued for ``stream_id``."""
+        return stream_id in self._queues
+
     def drop(self, stream_id: int) -> None:
         self._queues.pop(stream_id, None)
 

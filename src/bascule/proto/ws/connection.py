@@ -17,20 +17,29 @@ Measured against wsproto in docs/websocket.md.
 
 import codecs
 import contextlib
-from collections.abc import Sequence
-from typing import Final
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Final, cast
 
 from websockets.exceptions import InvalidState
 from websockets.extensions.base import Extension
 from websockets.frames import Close, CloseCode, Opcode
 from websockets.protocol import SEND_EOF, Protocol, Side, State
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - the C extension is missing on this platform
-    from websockets.utils import apply_mask
-
 from bascule.proto.limits import WsLimits
+
+
+def _mask_function() -> Callable[[bytes | memoryview, bytes], bytes]:
+    """websockets' C ``apply_mask``, or its pure-Python one where the C one is missing."""
+    try:
+        module = importlib.import_module("websockets.speedups")
+    except ImportError:  # pragma: no cover - the C extension is missing on this platform
+        module = importlib.import_module("websockets.utils")
+    return cast("Callable[[bytes | memoryview, bytes], bytes]", module.apply_mask)
+
+
+apply_mask: Final = _mask_function()
+
 
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY

@@ -1,0 +1,213 @@
+"""Request header checks moved from h2 into bascule (proto/http2/fields.py).
+
+h2's inbound validation is off; every check it made must still be made once,
+with the outcome it had: a connection error (GOAWAY PROTOCOL_ERROR) for what
+h2 refused, a 400 on the stream for what only bascule refuses.  The
+differential tests feed the same bytes to a stock ``h2`` server (validation
+on) and to bascule, and require the same verdict.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import h2.config
+import h2.connection
+import h2.exceptions
+import hpack
+import pytest
+from hyperframe.frame import GoAwayFrame
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bascule.proto.events import BodyEnd, RequestReceived
+from bascule.proto.http2.connection import ConnectionEnded, H2Connection, H2Event, StreamRejected
+from bascule.proto.http2.fields import check, join_cookies
+from tests.proto.test_http2_connection import frames
+
+Header = tuple[bytes, bytes]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PROTOCOL_ERROR = 0x1
+END_STREAM = 0x1
+END_HEADERS = 0x4
+
+GOOD: list[Header] = [
+    (b":method", b"GET"),
+    (b":scheme", b"http"),
+    (b":path", b"/"),
+    (b":authority", b"example.com"),
+]
+
+
+def _frame(ftype: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(payload))[1:]
+        + bytes([ftype, flags])
+        + struct.pack(">I", stream_id)
+        + payload
+    )
+
+
+def _connection_bytes(*blocks: tuple[int, list[Header], bool]) -> bytes:
+    """Preface, empty SETTINGS, then one HEADERS frame per (stream, fields, end_stream)."""
+    encoder = hpack.Encoder()
+    data = PREFACE + _frame(0x4, 0, 0, b"")
+    for stream_id, fields, end in blocks:
+        flags = END_HEADERS | (END_STREAM if end else 0)
+        data += _frame(0x1, flags, stream_id, encoder.encode(fields))
+    return data
+
+
+def _h2_refuses(data: bytes) -> bool:
+    """Does a stock h2 server (inbound validation on) end the connection?"""
+    config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+    conn = h2.connection.H2Connection(config=config)
+    conn.initiate_connection()
+    try:
+        conn.receive_data(data)
+    except h2.exceptions.ProtocolError:
+        return True
+    return False
+
+
+def _bascule(data: bytes) -> tuple[list[H2Event], H2Connection]:
+    conn = H2Connection()
+    conn.initiate()
+    conn.data_to_send()
+    return conn.receive_data(data), conn
+
+
+def _refused(events: list[H2Event]) -> bool:
+    return any(isinstance(e, ConnectionEnded) and e.error_code == PROTOCOL_ERROR for e in events)
+
+
+CASES = [
+    pytest.param([*GOOD, (b"X-Upper", b"1")], id="uppercase-name"),
+    pytest.param([*GOOD, (b"x y", b"1")], id="space-in-name"),
+    pytest.param([*GOOD, (b"x:y", b"1")], id="colon-in-name"),
+    pytest.param([*GOOD, (b"x\xff", b"1")], id="high-byte-in-name"),
+    pytest.param([*GOOD, (b"", b"1")], id="empty-name"),
+    pytest.param([*GOOD, (b"x", b"a\rb")], id="cr-in-value"),
+    pytest.param([*GOOD, (b"x", b"a\nb")], id="lf-in-value"),
+    pytest.param([*GOOD, (b"x", b"a\x00b")], id="nul-in-value"),
+    pytest.param([*GOOD, (b"x", b" a")], id="leading-space"),
+    pytest.param([*GOOD, (b"x", b"a\t")], id="trailing-tab"),
+    pytest.param([*GOOD, (b"te", b"gzip")], id="te-not-trailers"),
+    pytest.param([*GOOD, (b"connection", b"close")], id="connection"),
+    pytest.param([*GOOD, (b"transfer-encoding", b"chunked")], id="transfer-encoding"),
+    pytest.param([*GOOD, (b"upgrade", b"h2c")], id="upgrade"),
+    pytest.param([*GOOD, (b":method", b"GET")], id="duplicate-pseudo"),
+    pytest.param([GOOD[0], (b"x", b"1"), *GOOD[1:]], id="pseudo-after-regular"),
+    pytest.param([*GOOD, (b":foo", b"1")], id="unknown-pseudo"),
+    pytest.param(GOOD[1:], id="no-method"),
+    pytest.param([g for g in GOOD if g[0] != b":scheme"], id="no-scheme"),
+    pytest.param([g for g in GOOD if g[0] != b":path"], id="no-path"),
+    pytest.param([*GOOD, (b":status", b"200")], id="status-in-request"),
+    pytest.param([*GOOD, (b":protocol", b"websocket")], id="protocol-without-connect"),
+    pytest.param(
+        [(b":method", b"CONNECT"), (b":authority", b"a"), (b":path", b"/")],
+        id="plain-connect-with-path",
+    ),
+    pytest.param(
+        [(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":authority", b"a")],
+        id="extended-connect-without-path",
+    ),
+    pytest.param(GOOD[:3], id="no-authority-nor-host"),
+    pytest.param([*GOOD, (b"host", b"other.example")], id="host-mismatch"),
+    pytest.param([*GOOD[:3], (b"host", b"a"), (b"host", b"a")], id="two-hosts"),
+    pytest.param([GOOD[0], GOOD[1], (b":path", b""), GOOD[3]], id="empty-path"),
+]
+
+
+@pytest.mark.parametrize("fields", CASES)
+def test_what_h2_refused_still_ends_the_connection(fields: list[Header]) -> None:
+    """Each of h2's inbound checks: a stock h2 refuses it, and so does bascule, the same way."""
+    data = _connection_bytes((1, fields, True))
+    assert _h2_refuses(data)
+    events, conn = _bascule(data)
+    assert len(events) == 1
+    assert isinstance(events[0], ConnectionEnded)
+    assert events[0].error_code == PROTOCOL_ERROR
+    assert [(g.error_code, g.last_stream_id) for g in _goaways(conn)] == [(PROTOCOL_ERROR, 1)]
+    assert conn.receive_data(_connection_bytes()[len(PREFACE) :]) == []  # closed for good
+
+
+def _goaways(conn: H2Connection) -> list[GoAwayFrame]:
+    return [f for f in frames(conn.data_to_send()) if isinstance(f, GoAwayFrame)]
+
+
+def test_earlier_good_request_in_the_same_read_is_dropped_like_h2_did() -> None:
+    """h2 raised inside receive_data: nothing of that read reached the app."""
+    bad = [*GOOD, (b"X-Upper", b"1")]
+    events, conn = _bascule(_connection_bytes((1, GOOD, True), (3, bad, True)))
+    assert [type(e) for e in events] == [ConnectionEnded]
+    assert [g.last_stream_id for g in _goaways(conn)] == [3]
+
+
+def test_bad_trailers_end_the_connection() -> None:
+    data = _connection_bytes((1, GOOD, False), (1, [(b":path", b"/x")], True))
+    assert _h2_refuses(data)
+    events, conn = _bascule(data)
+    assert _refused(events)
+    assert [g.last_stream_id for g in _goaways(conn)] == [1]
+
+
+def test_good_trailers_end_the_request_body() -> None:
+    data = _connection_bytes((1, GOOD, False), (1, [(b"x-checksum", b"abc")], True))
+    assert not _h2_refuses(data)
+    events, _ = _bascule(data)
+    assert [type(e).__name__ for e in events] == ["RequestReceived", "BodyEnd"]
+
+
+def test_what_h2_allowed_and_bascule_refuses_is_a_400_on_the_stream() -> None:
+    data = _connection_bytes((1, [*GOOD, (b"x", b"a\x01b")], True), (3, GOOD, True))
+    assert not _h2_refuses(data)
+    events, _ = _bascule(data)
+    assert [type(e) for e in events] == [StreamRejected, RequestReceived, BodyEnd]
+    assert isinstance(events[0], StreamRejected)
+    assert events[0].status == 400
+
+
+def test_split_cookies_are_joined_last_before_the_checks() -> None:
+    """As h2 normalised: crumbs joined with "; ", moved after the other fields."""
+    fields = [GOOD[0], (b"cookie", b"a=1 "), *GOOD[1:], (b"cookie", b"b=2"), (b"x", b"y")]
+    data = _connection_bytes((1, fields, True))
+    # A crumb with a trailing space and a cookie before the pseudo-header
+    # fields are fine once joined, as they were for h2.
+    assert not _h2_refuses(data)
+    events, _ = _bascule(data)
+    request = events[0]
+    assert isinstance(request, RequestReceived)
+    assert request.headers == [(b"host", b"example.com"), (b"x", b"y"), (b"cookie", b"a=1 ; b=2")]
+    assert join_cookies([(b"cookie", b"a"), (b"x", b"1")]) == [(b"x", b"1"), (b"cookie", b"a")]
+
+
+def test_check_reports_the_pseudo_header_fields() -> None:
+    checked = check([*GOOD, (b"host", b"example.com")])
+    assert checked.violation is None
+    assert checked.malformed is None
+    assert checked.has_host
+    assert checked.pseudo[b":path"] == b"/"
+
+
+_NAMES = st.sampled_from(
+    [b":method", b":path", b":scheme", b":authority", b":status", b":protocol", b":x",
+     b"host", b"te", b"cookie", b"connection", b"x", b"X", b"a:b", b"", b"a b"]
+)  # fmt: skip
+_VALUES = st.sampled_from(
+    [b"GET", b"CONNECT", b"/", b"", b"http", b"example.com", b"trailers", b"gzip",
+     b" x", b"x\t", b"a\rb", b"a\x00", b"a\x01", b"websocket", b"a b"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_NAMES, _VALUES), max_size=8), st.booleans())
+def test_same_verdict_as_h2_for_any_header_block(fields: list[Header], as_trailers: bool) -> None:
+    """Differential: bascule ends the connection exactly when a stock h2 server did."""
+    if as_trailers:
+        data = _connection_bytes((1, GOOD, False), (1, fields, True))
+    else:
+        data = _connection_bytes((1, fields, True))
+    events, _ = _bascule(data)
+    assert _refused(events) == _h2_refuses(data)
