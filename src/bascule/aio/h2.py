@@ -527,7 +527,9 @@ class H2Driver(asyncio.Protocol):
             cycle.respond_plain(503, b"Service Unavailable\n")
             del self.streams[request.stream_id]
             return
-        task = stream.task = cycle.task = self.loop.create_task(cycle.run(server.app))
+        task = stream.task = cycle.task = self.loop.create_task(
+            cycle.run(server.app), name="bascule-http2"
+        )
         server.tasks.add(task)
 
     def _start_websocket(self, request: RequestReceived, stream: H2Stream) -> None:

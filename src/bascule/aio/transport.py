@@ -512,7 +512,8 @@ class HttpDriver(asyncio.Protocol):
         if server.over_concurrency(self.client_label):
             self._simple_response(cycle, 503, close=False)
             return
-        task = cycle.task = self.loop.create_task(cycle.run(server.app))
+        # A fixed name: the default one ("Task-N") is formatted for every request.
+        task = cycle.task = self.loop.create_task(cycle.run(server.app), name="bascule-http")
         server.tasks.add(task)
 
     def _start_websocket(self, request: RequestReceived) -> None:

@@ -22,7 +22,9 @@ SLEEP_BODY = b"slept\n" * 1000
 
 
 def _say(text: str) -> None:
-    print(f"e2e-sockets: {text}", file=sys.stderr, flush=True)
+    # One write per line: workers share stderr, and print() writes the text and
+    # its newline separately, so two workers' lines could interleave.
+    os.write(sys.stderr.fileno(), f"e2e-sockets: {text}\n".encode())
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -33,6 +33,7 @@ from bascule.proto.headers import BAD_VALUE
 from bascule.proto.http1.writer import KNOWN_NAMES, lower_name, raise_first_bad
 from bascule.proto.http2.fields import CONNECTION_FIELDS, Checked, check
 from bascule.proto.http2.flow import OutboundQueue
+from bascule.proto.http2.hpack_cap import CappedDecoder
 from bascule.proto.limits import Http2Limits
 
 _SETTINGS = h2.settings.SettingCodes
@@ -110,31 +111,6 @@ _REJECTED_BODIES = {
 }
 
 
-class _CappedDecoder(hpack.Decoder):
-    """An HPACK decoder whose memory cap h2 cannot lower.
-
-    RFC 9113 §10.5.1 lets a server answer a header list over its advertised
-    SETTINGS_MAX_HEADER_LIST_SIZE with 431 on that stream, but the block must
-    still be decoded (HPACK state is per connection).  h2 sets the decoder's
-    limit to the advertised value when our SETTINGS are acknowledged, which
-    would make every oversized list a connection error; the decoder keeps its
-    own hard cap instead (``Http2Limits.header_list_hard_cap``), past which the
-    connection ends (HPACK bomb guard).
-    """
-
-    def __init__(self, cap: int) -> None:
-        self._cap = cap
-        super().__init__(cap)
-
-    @property
-    def max_header_list_size(self) -> int:
-        return self._cap
-
-    @max_header_list_size.setter
-    def max_header_list_size(self, value: int) -> None:
-        """h2's writes (the advertised value) are ignored; the cap stays."""
-
-
 class H2Connection:
     """Server side of an HTTP/2 connection."""
 
@@ -166,7 +142,7 @@ class H2Connection:
             },
         )
         conn.max_inbound_frame_size = limits.max_inbound_frame_size
-        conn.decoder = _CappedDecoder(limits.header_list_hard_cap)
+        conn.decoder = CappedDecoder(limits.header_list_hard_cap)
         self.queue = OutboundQueue()
         # The connection window starts at 65,535 whatever the SETTINGS say;
         # open it so streams are limited by their own windows, not each other.
