@@ -58,6 +58,17 @@ def test_content_length_is_written_once() -> None:
     assert out.lower().count(b"content-length") == 1
 
 
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [(b"0", b"0"), (b"13", b"13"), (b"013", b"13"), (b"000", b"0"), (b"10", b"10")],
+)
+def test_content_length_is_written_without_leading_zeros(given: bytes, written: bytes) -> None:
+    conn = answering()
+    out = head(conn, 200, [(b"content-length", given)])
+    assert header_lines(out)[0] == b"content-length: " + written
+    assert conn.send(BodyEnd(1, None, b"x" * int(written))) == b"x" * int(written)
+
+
 def test_no_content_length_on_http11_is_chunked() -> None:
     conn = answering()
     out = head(conn, 200, [(b"content-type", b"text/plain")])

@@ -48,6 +48,7 @@ from bascule.proto.http1.writer import (
     WRITERS,
     BodyWriter,
     Framing,
+    check_block,
     check_values,
     lower_name,
     raise_first_bad,
@@ -72,6 +73,11 @@ NEED_DATA: Final = _Sentinel("NEED_DATA")
 PAUSED: Final = _Sentinel("PAUSED")
 
 _NO_BODY_STATUS = frozenset({204, 304})
+# Body writers by framing (looked up once per response, not through the Framing enum).
+_NO_BODY = WRITERS[Framing.NONE]
+_CONTENT_LENGTH = WRITERS[Framing.CONTENT_LENGTH]
+_CHUNKED = WRITERS[Framing.CHUNKED]
+_CLOSE_DELIMITED = WRITERS[Framing.CLOSE]
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -338,15 +344,16 @@ class H1Connection:
         lines: list[bytes] = []
         append = lines.append
         declared = -1
+        length_line = b""
         keep_alive = self.keep_alive
-        no_body = status in _NO_BODY_STATUS or self.method == "HEAD"
         special = defaults.special
         overridden: set[bytes] | None = None
         known = KNOWN_NAMES
-        for name, value in event.headers:
+        headers = event.headers
+        for name, value in headers:
             lname = known.get(name)
             if lname is None:
-                lname = lower_name(event.headers, name)
+                lname = lower_name(headers, name)
             code = special.get(lname)
             if code is not None:
                 if code == CONTENT_LENGTH:
@@ -355,41 +362,45 @@ class H1Connection:
                     if not value.isdigit():
                         raise LocalProtocolError(f"Content-Length {value!r} is not a number")
                     declared = int(value)
-                    continue  # written once, below
+                    if value[:1] != b"0" or len(value) == 1:  # written as given, once, below
+                        length_line = b"content-length: " + value + b"\r\n"
+                    else:  # leading zeros: normalised
+                        length_line = b"content-length: %d\r\n" % declared
+                    continue
                 if code in (CONNECTION, TRANSFER_ENCODING):
                     if bad_value_char(value) is not None:
-                        raise_first_bad(event.headers)
+                        raise_first_bad(headers)
                     if code == CONNECTION and b"close" in value.lower():
                         keep_alive = False
                     continue  # we write our own framing and Connection fields
                 if overridden is None:
                     overridden = set()
                 overridden.add(lname)
-            append(b"%b: %b\r\n" % (name, value))
-        check_values(event.headers, lines)
-        append = lines.append
-        if declared >= 0:
-            append(b"content-length: %d\r\n" % declared)
-        if no_body:
-            framing = Framing.NONE
+            append(name + b": " + value + b"\r\n")
+        # The fields the app gave, checked as written (check_values), then ours.
+        block = b"".join(lines)
+        check_block(headers, block, len(lines))
+        if status in _NO_BODY_STATUS or self.method == "HEAD":
+            writers = _NO_BODY
+            block += length_line
         elif declared >= 0:
-            framing = Framing.CONTENT_LENGTH
+            writers = _CONTENT_LENGTH
+            block += length_line
         elif self.request_version == "1.1":
-            framing = Framing.CHUNKED
-            append(b"transfer-encoding: chunked\r\n")
+            writers = _CHUNKED
+            block += b"transfer-encoding: chunked\r\n"
         else:
-            framing = Framing.CLOSE
+            writers = _CLOSE_DELIMITED
             keep_alive = False
         if not keep_alive:
-            append(b"connection: close\r\n")
+            block += b"connection: close\r\n"
         elif self.request_version == "1.0":
-            append(b"connection: keep-alive\r\n")
+            block += b"connection: keep-alive\r\n"
         self.keep_alive = keep_alive
         self._body.remaining = declared
-        self._chunk_writer, self._end_writer = WRITERS[framing]
-        append(defaults.encoded if overridden is None else defaults.encode_without(overridden))
-        append(b"\r\n")
-        return status_line(status) + b"".join(lines)
+        self._chunk_writer, self._end_writer = writers
+        ours = defaults.encoded if overridden is None else defaults.encode_without(overridden)
+        return status_line(status) + block + ours + b"\r\n"
 
     # cycle -----------------------------------------------------------------
 

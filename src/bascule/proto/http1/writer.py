@@ -88,6 +88,12 @@ def check_values(headers: Headers, lines: list[bytes]) -> None:
         raise_first_bad(headers)
 
 
+def check_block(headers: Headers, block: bytes, count: int) -> None:
+    """``check_values`` for the ``count`` lines already joined in ``block``."""
+    if block.count(b"\r") != count or block.count(b"\n") != count or _CONTROLS.search(block):
+        raise_first_bad(headers)
+
+
 def raise_first_bad(headers: Headers) -> None:
     for index, (name, value) in enumerate(headers):
         check_field(index, name, value)

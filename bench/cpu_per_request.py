@@ -1,0 +1,129 @@
+"""Server CPU time per request under wrk, for builds of bascule and uvicorn side by side.
+
+    python bench/cpu_per_request.py --rounds 3 compiled pure uvicorn
+
+Each target is served on CPU 0 (``bench.app:app``, one worker, access log off) and
+loaded from CPU 1 by ``wrk -t1 -c64`` for ``--duration`` seconds after a 1 s warm-up.
+The server's user+system CPU time (``/proc/PID/stat``) divided by the requests wrk
+completed is its cost per request: unlike requests/s, it barely moves when another
+process shares the machine. Targets: ``compiled`` (this checkout, with its mypyc
+build), ``pure`` (a copy of ``src/`` without the compiled modules), ``uvicorn``
+(httptools + uvloop), or a path to another ``src/`` directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pure_copy(directory: Path) -> Path:
+    """``src/`` without extension modules, for the pure-Python build."""
+    target = directory / "src"
+    shutil.copytree(ROOT / "src", target, ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    return target
+
+
+def command(target: str, src: Path | None, port: int, python: str) -> tuple[list[str], str]:
+    if target == "uvicorn":
+        args = ["-m", "uvicorn", "bench.app:app", "--port", str(port), "--http", "httptools"]
+        args += ["--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
+        return [python, *args], str(ROOT)
+    args = ["-m", "bascule", "bench.app:app", "--port", str(port), "--no-access-log"]
+    return [python, *args, "--log-level", "warning"], f"{src}:{ROOT}"
+
+
+def measure(target: str, src: Path | None, python: str, duration: int) -> tuple[float, float]:
+    """(µs of server CPU per request, requests/s) of one run."""
+    port = free_port()
+    argv, pythonpath = command(target, src, port, python)
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    server = subprocess.Popen(["taskset", "-c", "0", *argv], env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/"
+        wrk = ["taskset", "-c", "1", "wrk", "-t1", "-c64"]
+        subprocess.run([*wrk, "-d1s", url], capture_output=True, check=True, timeout=30)
+        before = cpu_seconds(server.pid)
+        out = subprocess.run(
+            [*wrk, f"-d{duration}s", url], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+        used = cpu_seconds(server.pid) - before
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    count = re.search(r"(\d+) requests in", out)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if count is None or rate is None:
+        raise RuntimeError(f"unexpected wrk output: {out!r}")
+    return used / int(count.group(1)) * 1e6, float(rate.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="+", help="compiled, pure, uvicorn, or a src/ path")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="measured seconds per run")
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the servers")
+    args = parser.parse_args()
+    results: dict[str, list[tuple[float, float]]] = {t: [] for t in args.targets}
+    with tempfile.TemporaryDirectory() as tmp:
+        sources: dict[str, Path | None] = {}
+        for target in args.targets:
+            if target == "compiled":
+                sources[target] = ROOT / "src"
+            elif target == "pure":
+                sources[target] = pure_copy(Path(tmp))
+            elif target == "uvicorn":
+                sources[target] = None
+            else:
+                sources[target] = Path(target)
+        for round_ in range(args.rounds):  # interleaved: A B C, A B C, ...
+            for target in args.targets:
+                cost, rate = measure(target, sources[target], args.python, args.duration)
+                results[target].append((cost, rate))
+                print(f"round {round_ + 1} {target}: {cost:.2f} µs/request, {rate:,.0f} req/s")
+    print("\n| target | CPU µs per request (median) | requests/s (median) |")
+    print("|---|---:|---:|")
+    for target, runs in results.items():
+        costs = sorted(cost for cost, _ in runs)
+        rates = sorted(rate for _, rate in runs)
+        print(f"| {target} | {costs[len(costs) // 2]:.2f} | {rates[len(rates) // 2]:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
