@@ -2,7 +2,8 @@
 
     python bench/cpu_per_request.py --rounds 3 compiled pure uvicorn
 
-Each target is served on CPU 0 (``bench.app:app``, one worker, access log off) and
+Each target is served on CPU 0 (``--app``, default ``bench.app:app``; one worker, access
+log off) and
 loaded from CPU 1 by ``wrk -t1 -c64`` for ``--duration`` seconds after a 1 s warm-up.
 The server's user+system CPU time (``/proc/PID/stat``) divided by the requests wrk
 completed is its cost per request: unlike requests/s, it barely moves when another
@@ -48,19 +49,23 @@ def pure_copy(directory: Path) -> Path:
     return target
 
 
-def command(target: str, src: Path | None, port: int, python: str) -> tuple[list[str], str]:
+def command(
+    target: str, src: Path | None, port: int, python: str, app: str
+) -> tuple[list[str], str]:
     if target == "uvicorn":
-        args = ["-m", "uvicorn", "bench.app:app", "--port", str(port), "--http", "httptools"]
+        args = ["-m", "uvicorn", app, "--port", str(port), "--http", "httptools"]
         args += ["--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
         return [python, *args], str(ROOT)
-    args = ["-m", "bascule", "bench.app:app", "--port", str(port), "--no-access-log"]
+    args = ["-m", "bascule", app, "--port", str(port), "--no-access-log"]
     return [python, *args, "--log-level", "warning"], f"{src}:{ROOT}"
 
 
-def measure(target: str, src: Path | None, python: str, duration: int) -> tuple[float, float]:
+def measure(
+    target: str, src: Path | None, python: str, duration: int, app: str, path: str
+) -> tuple[float, float]:
     """(µs of server CPU per request, requests/s) of one run."""
     port = free_port()
-    argv, pythonpath = command(target, src, port, python)
+    argv, pythonpath = command(target, src, port, python, app)
     env = {**os.environ, "PYTHONPATH": pythonpath}
     server = subprocess.Popen(["taskset", "-c", "0", *argv], env=env, cwd=ROOT)
     try:
@@ -71,7 +76,7 @@ def measure(target: str, src: Path | None, python: str, duration: int) -> tuple[
                 break
             except OSError:
                 time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}/"
+        url = f"http://127.0.0.1:{port}{path}"
         wrk = ["taskset", "-c", "1", "wrk", "-t1", "-c64"]
         subprocess.run([*wrk, "-d1s", url], capture_output=True, check=True, timeout=30)
         before = cpu_seconds(server.pid)
@@ -99,6 +104,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="measured seconds per run")
     parser.add_argument("--python", default=sys.executable, help="interpreter of the servers")
+    parser.add_argument("--app", default="bench.app:app", help="the ASGI app every target serves")
+    parser.add_argument("--path", default="/", help="the path wrk requests")
     args = parser.parse_args()
     results: dict[str, list[tuple[float, float]]] = {t: [] for t in args.targets}
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,7 +121,9 @@ def main() -> None:
                 sources[target] = Path(target)
         for round_ in range(args.rounds):  # interleaved: A B C, A B C, ...
             for target in args.targets:
-                cost, rate = measure(target, sources[target], args.python, args.duration)
+                cost, rate = measure(
+                    target, sources[target], args.python, args.duration, args.app, args.path
+                )
                 results[target].append((cost, rate))
                 print(f"round {round_ + 1} {target}: {cost:.2f} µs/request, {rate:,.0f} req/s")
     print("\n| target | CPU µs per request (median) | requests/s (median) |")

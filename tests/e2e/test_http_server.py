@@ -591,3 +591,35 @@ def test_trace_logging_shows_events(live: Live, caplog: pytest.LogCaptureFixture
     assert any("connection made" in m for m in messages)
     assert any("RequestReceived(GET b'/traced' HTTP/1.1)" in m for m in messages)
     assert any("connection lost" in m for m in messages)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize("size", [16 * 1024, 16 * 1024 + 1, 256 * 1024])
+def test_large_first_body_follows_its_head_pipelined(live: Live, framing: str, size: int) -> None:
+    """A body over the copy limit leaves with its held head (no join), in order, keep-alive."""
+    body = bytes(range(256)) * (size // 256) + b"!" * (size % 256)
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"%d" % size)] if framing == "content-length" else []
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if framing == "content-length":
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    server = live(app)
+    with server.connect() as sock:
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        sock.sendall(request * 2 + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = recv_until_closed(sock, limit=4 << 20)
+    responses = data.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(responses) == 3
+    for response in responses:
+        head, _, rest = response.partition(b"\r\n\r\n")
+        if framing == "content-length":
+            assert b"content-length: %d" % size in head
+            assert rest == body
+        else:
+            assert b"transfer-encoding: chunked" in head
+            assert rest == b"%x\r\n" % size + body + b"\r\n0\r\n\r\n"

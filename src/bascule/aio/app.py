@@ -51,6 +51,7 @@ class CycleHost(Protocol):
     @property
     def write_paused(self) -> bool: ...
     def write(self, data: bytes) -> None: ...
+    def writelines(self, parts: list[bytes]) -> None: ...
     async def drain(self) -> None: ...
     def pause_for_body(self) -> None: ...
     def body_consumed(self, size: int) -> None: ...
@@ -66,6 +67,9 @@ BODY_HIGH_WATER = 64 * 1024
 _EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
 _DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
 _500_BODY = b"Internal Server Error\n"
+#: Body bytes above which the held head is not copied in front of them: both go to
+#: one ``writelines`` (one ``writev`` on uvloop) instead.
+_COPY_LIMIT = 16 * 1024
 #: Bytes read per step when a file is the body (pathsend / zerocopysend).
 _FILE_CHUNK = 256 * 1024
 
@@ -200,7 +204,12 @@ class RequestCycle:
         for event in events:
             etype = type(event)
             if etype is BodyChunk:
-                out += conn.send(event)
+                data = conn.send(event)
+                if len(data) > _COPY_LIMIT and out:
+                    driver.writelines([out, data])
+                    out = b""
+                else:
+                    out += data
                 self.sent_bytes += len(event.data)  # type: ignore[union-attr]
             elif etype is ResponseHead:
                 # Hold the head: the spec says not to send it before a body
@@ -218,7 +227,12 @@ class RequestCycle:
             elif etype is Push:
                 driver.push(event)  # type: ignore[arg-type]
             else:
-                out += conn.send(event)
+                data = conn.send(event)
+                if len(data) > _COPY_LIMIT and out:
+                    driver.writelines([out, data])
+                    out = b""
+                else:
+                    out += data
                 if etype is BodyEnd:
                     self.sent_bytes += len(event.data)  # type: ignore[union-attr]
         self.pending_head = b""

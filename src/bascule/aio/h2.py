@@ -207,6 +207,10 @@ class H2Stream:
     def write(self, data: bytes) -> None:
         self.driver.write(data)
 
+    def writelines(self, parts: list[bytes]) -> None:
+        for part in parts:
+            self.driver.write(part)
+
     async def drain(self) -> None:
         self.blocked_since = self.server.now
         while self.write_paused and not self.driver.transport.is_closing():
