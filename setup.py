@@ -66,10 +66,12 @@ def ext_modules() -> list[Any]:
     # The build environment may lack the runtime dependencies' type
     # information: their types are Any here, which compiles to the same
     # generic object operations. The strict checks run in the test suite.
-    config = os.path.join(tempfile.mkdtemp(prefix="bascule-mypyc-"), "mypy.ini")
-    with open(config, "w", encoding="ascii") as f:
-        f.write(MYPY_CONFIG)
-    extensions: list[Any] = mypycify(["--config-file", config, *COMPILED], opt_level="3")
+    with tempfile.TemporaryDirectory(prefix="bascule-mypyc-") as directory:
+        config = os.path.join(directory, "mypy.ini")
+        with open(config, "w", encoding="ascii") as f:
+            f.write(MYPY_CONFIG)
+        # mypyc type-checks and writes the C sources here; the compiler runs later.
+        extensions: list[Any] = mypycify(["--config-file", config, *COMPILED], opt_level="3")
     for extension in extensions:
         extension.optional = True  # a failed compile leaves the pure-Python module in use
     return extensions
