@@ -221,6 +221,35 @@ def test_server_push_http2(live: Live) -> None:
     assert any("http.response.push" in ext for ext in seen_extensions)
 
 
+def test_push_follows_the_clients_later_settings(live: Live) -> None:
+    """SETTINGS_ENABLE_PUSH changed mid-connection decides the next streams' push."""
+    server = live(ext_app)
+    client = H2Client(server.port, enable_push=True)
+    try:
+        sid = client.request(b"/other")
+        client.events_until(ended(sid))
+        assert "http.response.push" in seen_extensions[-1]
+        client.conn.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: 0})
+        client.sock.sendall(client.conn.data_to_send())
+        client.events_until(
+            lambda ev: any(isinstance(e, h2.events.SettingsAcknowledged) for e in ev)
+        )
+        sid = client.request(b"/push")
+        events = client.events_until(ended(sid))
+        assert "http.response.push" not in seen_extensions[-1]
+        assert not [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
+        client.conn.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: 1})
+        client.sock.sendall(client.conn.data_to_send())
+        client.events_until(
+            lambda ev: any(isinstance(e, h2.events.SettingsAcknowledged) for e in ev)
+        )
+        sid = client.request(b"/other")
+        client.events_until(ended(sid))
+        assert "http.response.push" in seen_extensions[-1]
+    finally:
+        client.close()
+
+
 def test_pathsend_http2(live: Live, tmp_path: Path) -> None:
     target = tmp_path / "data.bin"
     payload = b"0123456789" * 50000

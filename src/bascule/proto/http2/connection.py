@@ -143,6 +143,9 @@ class H2Connection:
         )
         conn.max_inbound_frame_size = limits.max_inbound_frame_size
         conn.decoder = CappedDecoder(limits.header_list_hard_cap)
+        #: The client's SETTINGS_ENABLE_PUSH, read from h2 only when its SETTINGS
+        #: change (h2's settings lookup costs about 5% of a request).
+        self._push_allowed = bool(conn.remote_settings.enable_push)
         self.queue = OutboundQueue()
         # The connection window starts at 65,535 whatever the SETTINGS say;
         # open it so streams are limited by their own windows, not each other.
@@ -200,6 +203,7 @@ class H2Connection:
     def initiate_upgrade(self, settings_header: bytes) -> None:
         """Start after an HTTP/1.1 ``Upgrade: h2c`` (the request becomes stream 1)."""
         self._h2.initiate_upgrade_connection(settings_header)
+        self._push_allowed = bool(self._h2.remote_settings.enable_push)
         self._open_connection_window()
         self._stream_headroom()
         self.last_stream_id = 1
@@ -358,6 +362,7 @@ class H2Connection:
                     self._count_control()
                 self._flush_window()
             elif etype is h2.events.RemoteSettingsChanged:
+                self._push_allowed = bool(self._h2.remote_settings.enable_push)
                 self._count_control()
                 self._flush_window()  # INITIAL_WINDOW_SIZE may have grown
             elif etype is h2.events.PingReceived or etype is h2.events.PriorityUpdated:
@@ -533,7 +538,7 @@ class H2Connection:
         self, stream_id: int, path: bytes, authority: bytes, scheme: bytes, headers: Headers
     ) -> int | None:
         """Server push of a GET ``path``; returns the promised stream id, or None if refused."""
-        if not self._h2.remote_settings.enable_push:
+        if not self._push_allowed:
             return None
         promised = self._h2.get_next_available_stream_id()
         request = [
@@ -552,7 +557,7 @@ class H2Connection:
     @property
     def push_allowed(self) -> bool:
         """The client's SETTINGS_ENABLE_PUSH."""
-        return bool(self._h2.remote_settings.enable_push)
+        return self._push_allowed
 
     def goaway(self, error_code: int = 0) -> None:
         """GOAWAY with the last stream id we processed.
