@@ -3,8 +3,8 @@
     python bench/cpu_per_request.py --rounds 3 compiled pure uvicorn
 
 Each target is served on CPU 0 (``--app``, default ``bench.app:app``; one worker, access
-log off) and
-loaded from CPU 1 by ``wrk -t1 -c64`` for ``--duration`` seconds after a 1 s warm-up.
+log off) and loaded from CPU 1 by ``wrk -t1 -c64`` (``--connections``) for ``--duration``
+seconds after a 1 s warm-up.
 The server's user+system CPU time (``/proc/PID/stat``) divided by the requests wrk
 completed is its cost per request: unlike requests/s, it barely moves when another
 process shares the machine. Targets: ``compiled`` (this checkout, with its mypyc
@@ -61,7 +61,13 @@ def command(
 
 
 def measure(
-    target: str, src: Path | None, python: str, duration: int, app: str, path: str
+    target: str,
+    src: Path | None,
+    python: str,
+    duration: int,
+    app: str,
+    path: str,
+    connections: int = 64,
 ) -> tuple[float, float]:
     """(µs of server CPU per request, requests/s) of one run."""
     port = free_port()
@@ -77,7 +83,7 @@ def measure(
             except OSError:
                 time.sleep(0.1)
         url = f"http://127.0.0.1:{port}{path}"
-        wrk = ["taskset", "-c", "1", "wrk", "-t1", "-c64"]
+        wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}"]
         subprocess.run([*wrk, "-d1s", url], capture_output=True, check=True, timeout=30)
         before = cpu_seconds(server.pid)
         out = subprocess.run(
@@ -106,6 +112,7 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable, help="interpreter of the servers")
     parser.add_argument("--app", default="bench.app:app", help="the ASGI app every target serves")
     parser.add_argument("--path", default="/", help="the path wrk requests")
+    parser.add_argument("--connections", type=int, default=64, help="wrk -c")
     args = parser.parse_args()
     results: dict[str, list[tuple[float, float]]] = {t: [] for t in args.targets}
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,7 +129,13 @@ def main() -> None:
         for round_ in range(args.rounds):  # interleaved: A B C, A B C, ...
             for target in args.targets:
                 cost, rate = measure(
-                    target, sources[target], args.python, args.duration, args.app, args.path
+                    target,
+                    sources[target],
+                    args.python,
+                    args.duration,
+                    args.app,
+                    args.path,
+                    args.connections,
                 )
                 results[target].append((cost, rate))
                 print(f"round {round_ + 1} {target}: {cost:.2f} µs/request, {rate:,.0f} req/s")
