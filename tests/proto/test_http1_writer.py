@@ -244,6 +244,18 @@ def test_invalid_header_is_an_error_naming_it(headers: list[Header], index: int)
         head(answering(), 200, headers)
 
 
+def test_lines_seen_good_do_not_let_a_bad_one_through() -> None:
+    """Checked lines are remembered; a bad line beside them is still refused, every time."""
+    good = [(b"x-seen", b"1"), (b"content-type", b"text/plain")]
+    head(answering(), 200, good)
+    head(answering(), 200, good)  # now all remembered
+    for _ in range(2):
+        with pytest.raises(LocalProtocolError, match=r"headers\[1\]"):
+            head(answering(), 200, [good[0], (b"x-bad", b"1\r\nx-injected: 1"), good[1]])
+    with pytest.raises(LocalProtocolError, match=r"headers\[0\]"):
+        head(answering(), 200, [(b"x-nul", b"a\x00b"), *good])
+
+
 def test_invalid_header_in_a_framing_field_is_an_error() -> None:
     with pytest.raises(LocalProtocolError):
         head(answering(), 200, [(b"connection", b"close\r\nx-injected: 1")])

@@ -48,7 +48,7 @@ from bascule.proto.http1.writer import (
     WRITERS,
     BodyWriter,
     Framing,
-    check_block,
+    check_lines,
     check_values,
     lower_name,
     raise_first_bad,
@@ -379,7 +379,7 @@ class H1Connection:
             append(name + b": " + value + b"\r\n")
         # The fields the app gave, checked as written (check_values), then ours.
         block = b"".join(lines)
-        check_block(headers, block, len(lines))
+        check_lines(headers, lines, block)
         if status in _NO_BODY_STATUS or self.method == "HEAD":
             writers = _NO_BODY
             block += length_line

@@ -16,6 +16,12 @@ from bascule.proto.events import BodyChunk, BodyEnd, Event, Headers, RequestRece
 from bascule.proto.limits import Http1Limits
 
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+#: The end of every HTTP/1.1 request body (one shared, never changed, instance).
+_REQUEST_END = BodyEnd(1)
+#: Decoded methods, so that the common ones are not decoded per request.
+_METHODS: dict[bytes, str] = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+}
 _OWS = (0x20, 0x09)
 
 
@@ -182,9 +188,13 @@ class RequestReader:
             # connection switches protocols or closes after its response.
             keep_alive = False
         self.keep_alive = keep_alive
+        raw_method = parser.get_method()
+        method_name = _METHODS.get(raw_method)
+        if method_name is None:
+            method_name = raw_method.decode("ascii")
         request = RequestReceived(
             1,
-            parser.get_method().decode("ascii"),
+            method_name,
             path,
             query,
             headers,
@@ -210,7 +220,7 @@ class RequestReader:
         self.progress = True
         self.last_complete = True
         if not self.declined_upgrade:
-            self.events.append(BodyEnd(1))
+            self.events.append(_REQUEST_END)
 
     def head_without_upgrade(self) -> bytes:
         """The request head just parsed, minus the ``upgrade`` token of Connection.

@@ -94,6 +94,26 @@ def check_block(headers: Headers, block: bytes, count: int) -> None:
         raise_first_bad(headers)
 
 
+#: Header lines (``name: value\r\n``) that passed ``check_block``. Apps send the
+#: same few lines over and over: a set lookup per line replaces the counts and the
+#: search. Bounded: past the limit, new lines are checked every time.
+CHECKED_LINES: set[bytes] = set()
+_MAX_CHECKED_LINES = 4096
+
+
+def check_lines(headers: Headers, lines: list[bytes], block: bytes) -> None:
+    """``check_block`` for ``lines`` (joined in ``block``), skipped when each was seen good."""
+    checked = CHECKED_LINES
+    for line in lines:
+        if line not in checked:
+            break
+    else:
+        return
+    check_block(headers, block, len(lines))
+    if len(checked) < _MAX_CHECKED_LINES:
+        checked.update(lines)
+
+
 def raise_first_bad(headers: Headers) -> None:
     for index, (name, value) in enumerate(headers):
         check_field(index, name, value)
