@@ -37,6 +37,7 @@ COMPILED = [
     "src/bascule/proto/ws/handshake.py",
     "src/bascule/asgi/websocket.py",
     "src/bascule/aio/websocket.py",
+    "src/bascule/proto/http2/fields.py",
 ]
 
 #: The type checking mypyc does to compile. Third-party packages are opaque
