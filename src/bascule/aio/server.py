@@ -355,7 +355,14 @@ class Server:
         start = loop.time()
         deadline = start + self.config.timeout_graceful_shutdown
         idle_deadline = start + min(drain, self.config.timeout_graceful_shutdown)
-        while (state.connections or state.tasks) and loop.time() < deadline and not self.force_exit:
+        # Connections accepted just before the shutdown (their transport is still
+        # being set up) are waited for too: cancelling them would reset a client
+        # whose request is already sent.
+        while (
+            (state.connections or state.tasks or (acceptor is not None and acceptor.starting))
+            and loop.time() < deadline
+            and not self.force_exit
+        ):
             await asyncio.sleep(0.05)
             state.tick()
             idle_expired = loop.time() >= idle_deadline
