@@ -1,0 +1,116 @@
+"""User-space cost of one HTTP/1.1 request: HttpDriver fed through a transport with no socket.
+
+    python bench/inprocess.py [--requests 200000] [--repeat 5]
+
+64 drivers (as wrk -c64) each get ``GET /`` in one ``data_received``; the loop then
+runs the request tasks (``bench.app:app``), whose responses go to a transport that only
+counts writes. No system call is made, so what is measured is bascule's own work per
+request plus the event loop's task scheduling: the part a code change can move,
+without the kernel's share and the noise of a shared machine. Best of ``--repeat``
+runs, in µs per request. Run it on the compiled build (the default in a checkout) or
+on the pure-Python one (a copy of ``src/`` without the ``.so`` files on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bascule.aio.server import ServerState
+from bascule.aio.transport import HttpDriver
+from bascule.config import Config
+from bascule.main import loop_factory
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+CONNECTIONS = 64
+
+
+class CountingTransport(asyncio.Transport):
+    """A transport that writes nowhere and counts the writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.closing = False
+
+    def write(self, data: Any) -> None:
+        self.writes += 1
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.writes += 1
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        peers = {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}
+        return peers.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def measure(requests: int, app: Any, config: Config) -> float:
+    """µs per request over ``requests`` requests (after a warm-up)."""
+    loop = asyncio.get_running_loop()
+    state = ServerState(config, app, loop)
+    pairs = []
+    for _ in range(CONNECTIONS):
+        driver, transport = HttpDriver(state), CountingTransport()
+        driver.connection_made(transport)
+        pairs.append((driver, transport))
+    rounds = max(1, requests // CONNECTIONS)
+    for turn in range(rounds + 2):
+        if turn == 2:
+            start = time.perf_counter()
+        for driver, _ in pairs:
+            driver.data_received(REQUEST)
+        await asyncio.sleep(0)  # the request tasks run and respond
+        await asyncio.sleep(0)
+    elapsed = time.perf_counter() - start
+    answered = sum(transport.writes for _, transport in pairs)
+    if answered != (rounds + 2) * CONNECTIONS:
+        raise RuntimeError(f"{answered} responses for {(rounds + 2) * CONNECTIONS} requests")
+    return elapsed / (rounds * CONNECTIONS) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    logging.getLogger("bascule.access").setLevel(logging.WARNING)
+    sys.path.insert(0, str(ROOT))
+    app = importlib.import_module("bench.app").app
+    config = Config(app="bench.app:app", http2=False, access_log=False).validate()
+    new_loop = loop_factory(config.loop)
+    results = []
+    for _ in range(args.repeat):
+        loop = new_loop()
+        try:
+            results.append(loop.run_until_complete(measure(args.requests, app, config)))
+        finally:
+            loop.close()
+    from bascule._build import build_name  # noqa: PLC0415 (after bascule is imported)
+
+    print(f"{min(results):.2f} µs per request, best of {args.repeat} ({build_name()})")
+
+
+if __name__ == "__main__":
+    main()
