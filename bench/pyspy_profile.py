@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -77,7 +78,10 @@ def _package(frame: str) -> str:
 
 
 def summarise(raw: str, top: int, cost: tuple[float, float] | None = None) -> str:
-    """Markdown tables of the inclusive / self shares in py-spy ``-f raw`` output."""
+    """Markdown tables of the inclusive / self shares in py-spy ``-f raw`` output.
+
+    ``cost`` = (requests/s under the profile, share of a CPU the server used).
+    """
     inclusive: collections.Counter[str] = collections.Counter()
     self_func: collections.Counter[str] = collections.Counter()
     self_line: collections.Counter[str] = collections.Counter()
@@ -115,14 +119,12 @@ def summarise(raw: str, top: int, cost: tuple[float, float] | None = None) -> st
 
     lines = [f"{total} samples", ""]
     if cost is not None:
-        # cost = (requests/s under the profile, samples expected: rate x seconds)
-        requests_per_s, expected = cost
-        busy = total / expected
+        requests_per_s, busy = cost
         per_request_us = 1e6 * busy / requests_per_s
         lines += [
-            f"load: {requests_per_s:,.0f} requests/s; the server was busy in {busy:.0%} of "
-            f"the sampling slots, so one request costs about {per_request_us:.1f} µs of its "
-            f"time and 1% of the samples is about {per_request_us / 100:.2f} µs per request",
+            f"load: {requests_per_s:,.0f} requests/s; the server used {busy:.0%} of a CPU "
+            f"(/proc), so one request costs about {per_request_us:.1f} µs of CPU and 1% of "
+            f"the samples is about {per_request_us / 100:.2f} µs per request",
             "",
         ]
     lines += table("package or module (inclusive)", packages)
@@ -141,8 +143,19 @@ def _load_argv(protocol: str, pinning: run.Pinning, port: int, seconds: int) -> 
     return [*pinning.wrk_prefix(), *tool]
 
 
-def profile(args: argparse.Namespace) -> tuple[str, float | None]:
-    """Run bascule under load, record it with py-spy; return the raw stacks and the req/s."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def profile(args: argparse.Namespace) -> tuple[str, float | None, float]:
+    """Run bascule under load, record it with py-spy.
+
+    Returns the raw stacks, the requests/s of the load, and the share of one CPU the
+    server used while sampled (from ``/proc``: py-spy ``--nonblocking`` loses samples
+    when the machine is busy, so its sample count understates how busy the server was).
+    """
     pinning = run.decide_pinning()
     spec = ServerSpec(
         "bascule",
@@ -175,17 +188,19 @@ def profile(args: argparse.Namespace) -> tuple[str, float | None]:
                 "--nonblocking", "-o", str(raw_path),
             ]  # fmt: skip
             print("+ " + " ".join(spy), file=sys.stderr, flush=True)
+            cpu_before, wall_before = _cpu_seconds(proc.pid), time.monotonic()
             done = subprocess.run(
                 spy, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                 timeout=args.duration + SLACK_S, check=False,
             )  # fmt: skip
+            busy = (_cpu_seconds(proc.pid) - cpu_before) / (time.monotonic() - wall_before)
             if done.returncode != 0 or not raw_path.exists():
                 raise RunFailed("py-spy failed: " + run._tail(done.stderr + done.stdout))
             load.wait(timeout=seconds + SLACK_S)
             load_out.seek(0)
             rate = _RATE_RE.search(load_out.read().decode("utf-8", "replace"))
             requests_per_s = float(rate.group(1)) if rate else None
-            return raw_path.read_text(encoding="utf-8", errors="replace"), requests_per_s
+            return raw_path.read_text(encoding="utf-8", errors="replace"), requests_per_s, busy
         finally:
             if load is not None:
                 try:
@@ -219,13 +234,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {needed} not found on PATH", file=sys.stderr)
             return 2
     try:
-        raw, requests_per_s = profile(args)
+        raw, requests_per_s, busy = profile(args)
     except RunFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.raw is not None:
         args.raw.write_text(raw, encoding="utf-8")
-    cost = None if not requests_per_s else (requests_per_s, float(args.rate * args.duration))
+    cost = None if not requests_per_s else (requests_per_s, busy)
     print(summarise(raw, args.top, cost), end="")
     return 0
 
