@@ -381,3 +381,22 @@ def test_interim_response_after_final_head_is_an_error() -> None:
     head(conn, 200, [])
     with pytest.raises(LocalProtocolError):
         conn.send(InformationalResponse(1, 103, []))
+
+
+def test_file_framing_for_bytes_sent_past_the_connection() -> None:
+    """sendfile bodies: framing around them, counted against Content-Length."""
+    conn = answering()
+    head(conn, 200, [(b"content-length", b"10")])
+    assert conn.file_framing(11) is None  # more than declared: send() says what is wrong
+    assert conn.file_framing(6) == (b"", b"")
+    assert conn.send(BodyChunk(1, b"abcd")) == b"abcd"  # 10 - 6 left: exactly 4
+    assert conn.send(BodyEnd(1)) == b""
+    chunked = answering()
+    head(chunked, 200, [])
+    assert chunked.file_framing(300) == (b"12c\r\n", b"\r\n")
+    assert chunked.file_framing(0) == (b"", b"")
+    head_request = answering(request(method="HEAD"))
+    head(head_request, 200, [(b"content-length", b"10")])
+    assert head_request.file_framing(10) is None  # no body to send
+    with pytest.raises(LocalProtocolError, match="cannot send body bytes in state IDLE"):
+        answering().file_framing(1)

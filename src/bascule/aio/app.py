@@ -14,9 +14,10 @@ import os
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bascule.aio.sendfile import send_file
 from bascule.asgi.http import CycleState, FileBody, HttpCycle, Push
 from bascule.errors import AppMessageError, ClientDisconnected
-from bascule.logs import access_log, error_log, log_request, request_target
+from bascule.logs import TRACE, access_log, error_log, log_request, request_target
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, InformationalResponse, ResponseHead
 from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
@@ -34,6 +35,7 @@ class CycleConn(Protocol):
 
     def send(self, event: Any, defaults: DefaultHeaders = NO_DEFAULT_HEADERS) -> bytes: ...
     def send_continue(self) -> bytes: ...
+    def file_framing(self, size: int) -> tuple[bytes, bytes] | None: ...
     def retract_response(self) -> None: ...
     def send_failed(self) -> None: ...
 
@@ -52,6 +54,7 @@ class CycleHost(Protocol):
     def write_paused(self) -> bool: ...
     def write(self, data: bytes) -> None: ...
     def writelines(self, parts: list[bytes]) -> None: ...
+    def sendfile_socket(self) -> int | None: ...
     async def drain(self) -> None: ...
     def pause_for_body(self) -> None: ...
     def body_consumed(self, size: int) -> None: ...
@@ -273,6 +276,11 @@ class RequestCycle:
             pos = event.offset if event.offset is not None else os.lseek(fd, 0, os.SEEK_CUR)
             remaining = event.count
         try:
+            sent = await self._sendfile(fd, pos, remaining, out)
+            if sent is not None:
+                out = b""
+                pos += sent
+                remaining = 0
             while remaining is None or remaining > 0:
                 size = _FILE_CHUNK if remaining is None else min(_FILE_CHUNK, remaining)
                 data = await loop.run_in_executor(None, os.pread, fd, size, pos)
@@ -296,6 +304,48 @@ class RequestCycle:
             if f is not None:
                 f.close()
         return out
+
+    async def _sendfile(self, fd: int, pos: int, count: int | None, out: bytes) -> int | None:
+        """Send the file with ``os.sendfile`` (plain HTTP/1.1), ``out`` first; bytes sent.
+
+        None when this connection or response cannot (TLS, HTTP/2, no body, bytes
+        still queued, a small file): the caller reads the file instead.
+        """
+        size = max(0, os.fstat(fd).st_size - pos)
+        if count is not None:
+            size = min(size, count)
+        if size < _COPY_LIMIT:
+            return None
+        driver = self.driver
+        sock_fd = driver.sendfile_socket()
+        if sock_fd is None:
+            return None
+        try:
+            framing = driver.conn.file_framing(size)
+            if framing is None:
+                return None
+            before, after = framing
+            timeout = driver.server.timeouts.write
+            self.pending_head = b""
+            try:
+                sent = await driver.loop.run_in_executor(
+                    None, send_file, sock_fd, out + before, fd, pos, size, after, timeout
+                )
+            except TimeoutError as exc:
+                error_log.warning("sendfile for %s: %s: closing", self._target(), exc)
+                driver.abort()
+                raise ClientDisconnected(str(exc)) from None
+            except OSError as exc:
+                driver.abort()
+                raise ClientDisconnected(f"client disconnected ({exc.strerror})") from None
+        finally:
+            os.close(sock_fd)
+        self.sent_bytes += sent
+        if error_log.isEnabledFor(TRACE):
+            error_log.log(TRACE, "sendfile: %d of %d bytes for %s", sent, size, self._target())
+        if sent < size:
+            raise LocalProtocolError(f"the file ended {size - sent} bytes before its size")
+        return sent
 
     # the app task ------------------------------------------------------------
 

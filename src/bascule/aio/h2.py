@@ -211,6 +211,13 @@ class H2Stream:
         for part in parts:
             self.driver.write(part)
 
+    def sendfile_socket(self) -> int | None:
+        """HTTP/2 frames every body byte: no sendfile."""
+        return None
+
+    def file_framing(self, size: int) -> tuple[bytes, bytes] | None:
+        return None
+
     async def drain(self) -> None:
         self.blocked_since = self.server.now
         while self.write_paused and not self.driver.transport.is_closing():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -645,6 +646,25 @@ class HttpDriver(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if not self.transport.is_closing():
             self.transport.write(data)
+
+    def sendfile_socket(self) -> int | None:
+        """A duplicate of this connection's socket descriptor for ``os.sendfile``.
+
+        None on TLS (the bytes must be encrypted in Python), while the transport
+        still holds bytes to write (they must go first), or once it is closing.
+        The caller closes the duplicate.
+        """
+        transport = self.transport
+        if (
+            transport.is_closing()
+            or transport.get_extra_info("ssl_object") is not None
+            or transport.get_write_buffer_size()
+        ):
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return None
+        return os.dup(sock.fileno())
 
     def writelines(self, parts: list[bytes]) -> None:
         """Write ``parts`` in order without joining them (uvloop: one ``writev``)."""

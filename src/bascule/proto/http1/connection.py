@@ -297,6 +297,27 @@ class H1Connection:
         self.our_state = new_state
         return out
 
+    def file_framing(self, size: int) -> tuple[bytes, bytes] | None:
+        """(before, after): the framing of ``size`` body bytes written past ``send``.
+
+        For a file body the caller sends itself (sendfile). None when this response
+        cannot take them that way (no body, or more than its Content-Length):
+        the caller then sends them through ``send``, which says what is wrong.
+        """
+        if self.our_state is not SEND_BODY:
+            raise LocalProtocolError(f"cannot send body bytes in state {self.our_state.name}")
+        writer = self._chunk_writer
+        if writer is BodyWriter.content_length:
+            if size > self._body.remaining:
+                return None
+            self._body.remaining -= size
+            return b"", b""
+        if writer is BodyWriter.chunked:
+            return (b"%x\r\n" % size, b"\r\n") if size else (b"", b"")
+        if writer is BodyWriter.plain:
+            return b"", b""
+        return None
+
     def send_continue(self) -> bytes:
         """``100 Continue`` if the request expects it and nothing was sent yet."""
         if self.continue_pending and self.our_state is IDLE:
