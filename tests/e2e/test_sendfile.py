@@ -64,10 +64,11 @@ def file_app(path: Path) -> Any:
     return app
 
 
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])
 def test_content_length_file_is_sent_by_the_kernel_and_keep_alive_goes_on(
-    live: Live, data_file: Path, traced: pytest.LogCaptureFixture
+    live: Live, data_file: Path, traced: pytest.LogCaptureFixture, loop: str
 ) -> None:
-    server = live(file_app(data_file))
+    server = live(file_app(data_file), loop=loop)
     with httpx.Client(timeout=10) as client:
         first = client.get(server.url + "/length")
         second = client.get(server.url + "/chunked")
@@ -121,3 +122,25 @@ def test_client_that_stops_reading_is_cut_after_the_write_timeout(
     warnings = [r.getMessage() for r in caplog.records if "sendfile for" in r.getMessage()]
     assert warnings == ['sendfile for "GET /length": client read nothing for 0.5s: closing']
     assert len(received) < SIZE  # cut, not completed
+
+
+def test_clients_that_stop_reading_hold_no_thread(live: Live, data_file: Path) -> None:
+    """Waiting for a slow client is on the event loop: more stalled clients than the
+    default executor has threads do not delay another client's file."""
+    server = live(file_app(data_file), timeout_write=30)
+    stalled = []
+    try:
+        for _ in range((os.cpu_count() or 1) + 8):  # the default executor: cpu_count + 4
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /length HTTP/1.1\r\nHost: x\r\n\r\n")
+            stalled.append(sock)
+        time.sleep(0.3)  # they fill their buffers and stall
+        started = time.monotonic()
+        response = httpx.get(server.url + "/length", timeout=10)
+        assert response.content == data_file.read_bytes()
+        assert time.monotonic() - started < 5
+    finally:
+        for sock in stalled:
+            sock.close()

@@ -328,8 +328,8 @@ class RequestCycle:
             timeout = driver.server.timeouts.write
             self.pending_head = b""
             try:
-                sent = await driver.loop.run_in_executor(
-                    None, send_file, sock_fd, out + before, fd, pos, size, after, timeout
+                sent = await send_file(
+                    driver.loop, sock_fd, out + before, fd, pos, size, after, timeout
                 )
             except TimeoutError as exc:
                 error_log.warning("sendfile for %s: %s: closing", self._target(), exc)

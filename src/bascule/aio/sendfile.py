@@ -1,18 +1,56 @@
-"""``os.sendfile`` for HTTP/1.1 file bodies on plain sockets, run in a worker thread.
+"""``os.sendfile`` for HTTP/1.1 file bodies on plain sockets.
 
 ``http.response.pathsend`` and ``http.response.zerocopysend`` bodies on an HTTP/1.1
 connection without TLS go from the file to the socket in the kernel: no read into
-Python, no copy. The event loop's transport is bypassed for the time of the body
-(uvloop has no ``loop.sendfile``), on a duplicate of the socket's descriptor: if the
-connection closes meanwhile, the duplicate keeps the socket (not its number) alive,
-so bytes can never reach another client's socket, and the writes fail instead.
+Python, no copy. uvloop has no ``loop.sendfile``, so this works on a duplicate of the
+socket's descriptor while the transport (with nothing queued) stays out of the way:
+
+- each ``os.sendfile`` call runs in a worker thread (it may wait for the disk) and
+  returns as soon as the socket's buffer is full (the socket is non-blocking);
+- the wait for the socket to drain is on the event loop (``add_writer`` on the
+  duplicate), so a slow client holds no thread;
+- if the connection closes meanwhile, the duplicate keeps the socket (not its
+  number) alive: bytes can never reach another client's socket, the writes fail.
 """
 
+import asyncio
 import os
-import select
 
 
-def send_file(
+def sendfile_once(sock_fd: int, file_fd: int, offset: int, count: int) -> int | None:
+    """One ``os.sendfile`` call: bytes sent (0: the file ended), None if the socket is full."""
+    try:
+        return os.sendfile(sock_fd, file_fd, offset, count)
+    except BlockingIOError:
+        return None
+
+
+async def writable(loop: asyncio.AbstractEventLoop, sock_fd: int, timeout: float) -> None:
+    """Wait until ``sock_fd`` can take more bytes; TimeoutError after ``timeout`` seconds."""
+    ready = loop.create_future()
+    loop.add_writer(sock_fd, ready.set_result, None)
+    try:
+        await asyncio.wait_for(ready, timeout)
+    except TimeoutError:
+        raise TimeoutError(f"client read nothing for {timeout:.3g}s") from None
+    finally:
+        loop.remove_writer(sock_fd)
+
+
+async def write_all(
+    loop: asyncio.AbstractEventLoop, sock_fd: int, data: bytes, timeout: float
+) -> None:
+    """Write ``data`` to the non-blocking ``sock_fd``, waiting on the loop when it is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(sock_fd, view) :]
+        except BlockingIOError:
+            await writable(loop, sock_fd, timeout)
+
+
+async def send_file(
+    loop: asyncio.AbstractEventLoop,
     sock_fd: int,
     head: bytes,
     file_fd: int,
@@ -23,37 +61,21 @@ def send_file(
 ) -> int:
     """Write ``head``, ``count`` bytes of ``file_fd`` from ``offset``, then ``tail``.
 
-    ``sock_fd`` is non-blocking: the thread waits for it to be writable, at most
-    ``timeout`` seconds each time (TimeoutError: the client stopped reading). Returns
-    the file bytes sent, fewer than ``count`` if the file ended early (``tail`` is then
-    not written: the body is short, the caller must cut the connection). OSError: the
-    client went away.
+    Returns the file bytes sent: fewer than ``count`` if the file ended early (``tail``
+    is then not written: the body is short, the caller must cut the connection).
+    TimeoutError: the client read nothing for ``timeout`` seconds. OSError: it went away.
     """
-    poller = select.poll()
-    poller.register(sock_fd, select.POLLOUT)
-
-    def wait() -> None:
-        if not poller.poll(timeout * 1000):
-            raise TimeoutError(f"client read nothing for {timeout:.3g}s")
-
-    def write_all(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(sock_fd, view) :]
-            except BlockingIOError:
-                wait()
-
-    write_all(head)
+    await write_all(loop, sock_fd, head, timeout)
     sent = 0
     while sent < count:
-        try:
-            n = os.sendfile(sock_fd, file_fd, offset + sent, count - sent)
-        except BlockingIOError:
-            wait()
-            continue
-        if n == 0:
+        n = await loop.run_in_executor(
+            None, sendfile_once, sock_fd, file_fd, offset + sent, count - sent
+        )
+        if n is None:
+            await writable(loop, sock_fd, timeout)
+        elif n == 0:
             return sent
-        sent += n
-    write_all(tail)
+        else:
+            sent += n
+    await write_all(loop, sock_fd, tail, timeout)
     return sent
