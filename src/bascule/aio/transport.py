@@ -56,6 +56,8 @@ H1_EXTENSIONS: dict[str, Any] = {
     "http.response.zerocopysend": {},
 }
 _TRAILERS: dict[str, Any] = {"http.response.trailers": {}}
+#: ``os.sendfile`` exists (not on Windows): file bodies may skip Python.
+_HAS_SENDFILE = hasattr(os, "sendfile")
 
 _ERROR_BODIES = {
     400: b"Bad Request\n",
@@ -656,7 +658,8 @@ class HttpDriver(asyncio.Protocol):
         """
         transport = self.transport
         if (
-            transport.is_closing()
+            not _HAS_SENDFILE
+            or transport.is_closing()
             or transport.get_extra_info("ssl_object") is not None
             or transport.get_write_buffer_size()
         ):
