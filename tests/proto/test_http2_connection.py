@@ -801,6 +801,26 @@ def test_oversized_header_list_gets_431_on_its_stream_only() -> None:
     assert (b"x-small", b"b" * 100) in request.headers
 
 
+@pytest.mark.parametrize("status", [431, 400])
+def test_stream_closed_later_in_the_same_read_is_not_answered(status: int) -> None:
+    """Found by scripts/fuzz: a 431/400 answer for a stream that a later frame of the same
+    read closed (DATA after END_STREAM: h2 resets it) raised StreamClosedError out of
+    receive_data. The stream is reported rejected; the connection goes on."""
+    pair = Pair()
+    extra = ((b"x-big", b"a" * 70_000),) if status == 431 else ((b"x-ctl", b"a\x01b"),)
+    stream_id = pair.client.get_next_available_stream_id()
+    pair.client.send_headers(stream_id, request_headers(extra=extra), end_stream=True)
+    data = pair.client.data_to_send()
+    data += struct.pack("!I", 0)[1:] + bytes([0x0, 0x0]) + struct.pack("!I", stream_id)
+    events = pair.server.receive_data(data)
+    rejected = [e for e in events if isinstance(e, StreamRejected)]
+    assert [(e.stream_id, e.status) for e in rejected] == [(stream_id, status)]
+    assert not pair.server.closed
+    second, events = pair.open()
+    assert isinstance(events[0], RequestReceived)
+    assert events[0].stream_id == second
+
+
 def test_oversized_header_list_with_a_body_is_answered_then_reset() -> None:
     """The request body is not wanted: 431, then RST_STREAM(NO_ERROR) (RFC 9113 §8.1)."""
     pair = Pair()

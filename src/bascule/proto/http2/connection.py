@@ -429,19 +429,24 @@ class H2Connection:
         self.last_stream_id = max(self.last_stream_id, stream_id)
         self._streams_opened += 1
         body = _REJECTED_BODIES[status]
-        if self._h2.local_flow_control_window(stream_id) < len(body):
-            body = b""  # the client's window has no room: the status alone says it
-        self._h2.send_headers(
-            stream_id,
-            [
-                (b":status", b"%d" % status),
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-            ],
-            end_stream=not body,
-        )
-        if body:
-            self._h2.send_data(stream_id, body, end_stream=True)
+        try:
+            if self._h2.local_flow_control_window(stream_id) < len(body):
+                body = b""  # the client's window has no room: the status alone says it
+            self._h2.send_headers(
+                stream_id,
+                [
+                    (b":status", b"%d" % status),
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", b"%d" % len(body)),
+                ],
+                end_stream=not body,
+            )
+            if body:
+                self._h2.send_data(stream_id, body, end_stream=True)
+        except h2.exceptions.StreamClosedError:
+            # A later frame of the same read closed the stream (h2 reset it, for
+            # DATA after END_STREAM say): there is no one left to answer.
+            return StreamRejected(stream_id, status, reason)
         if event.stream_ended is not None:
             self._answered.add(stream_id)  # its StreamEnded is not news to anyone
         else:
