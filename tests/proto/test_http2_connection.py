@@ -801,21 +801,27 @@ def test_oversized_header_list_gets_431_on_its_stream_only() -> None:
     assert (b"x-small", b"b" * 100) in request.headers
 
 
+@pytest.mark.parametrize("closer", ["data-after-end", "goaway"])
 @pytest.mark.parametrize("status", [431, 400])
-def test_stream_closed_later_in_the_same_read_is_not_answered(status: int) -> None:
+def test_stream_closed_later_in_the_same_read_is_not_answered(status: int, closer: str) -> None:
     """Found by scripts/fuzz: a 431/400 answer for a stream that a later frame of the same
-    read closed (DATA after END_STREAM: h2 resets it) raised StreamClosedError out of
-    receive_data. The stream is reported rejected; the connection goes on."""
+    read closed (DATA after END_STREAM: h2 resets the stream; the client's GOAWAY: h2
+    closes the connection) raised out of receive_data. The stream is reported rejected."""
     pair = Pair()
     extra = ((b"x-big", b"a" * 70_000),) if status == 431 else ((b"x-ctl", b"a\x01b"),)
     stream_id = pair.client.get_next_available_stream_id()
     pair.client.send_headers(stream_id, request_headers(extra=extra), end_stream=True)
     data = pair.client.data_to_send()
-    data += struct.pack("!I", 0)[1:] + bytes([0x0, 0x0]) + struct.pack("!I", stream_id)
+    if closer == "goaway":  # GOAWAY(last stream 0, NO_ERROR) on stream 0
+        data += b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + bytes(8)
+    else:  # an empty DATA frame on the stream that ended
+        data += struct.pack("!I", 0)[1:] + bytes([0x0, 0x0]) + struct.pack("!I", stream_id)
     events = pair.server.receive_data(data)
     rejected = [e for e in events if isinstance(e, StreamRejected)]
     assert [(e.stream_id, e.status) for e in rejected] == [(stream_id, status)]
     assert not pair.server.closed
+    if closer == "goaway":
+        return  # the client is leaving: no new streams
     second, events = pair.open()
     assert isinstance(events[0], RequestReceived)
     assert events[0].stream_id == second

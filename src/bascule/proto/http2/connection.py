@@ -443,9 +443,10 @@ class H2Connection:
             )
             if body:
                 self._h2.send_data(stream_id, body, end_stream=True)
-        except h2.exceptions.StreamClosedError:
-            # A later frame of the same read closed the stream (h2 reset it, for
-            # DATA after END_STREAM say): there is no one left to answer.
+        except h2.exceptions.ProtocolError:
+            # A later frame of the same read closed the stream (h2 reset it, for DATA
+            # after END_STREAM say) or the connection (the client's GOAWAY): there
+            # is no one left to answer. (StreamClosedError is a ProtocolError.)
             return StreamRejected(stream_id, status, reason)
         if event.stream_ended is not None:
             self._answered.add(stream_id)  # its StreamEnded is not news to anyone
