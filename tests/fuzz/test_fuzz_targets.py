@@ -50,3 +50,10 @@ FOUND = ROOT / "tests" / "fuzz" / "found"
 
 def test_http1_declined_upgrade_crash() -> None:
     target("http1")((FOUND / "http1-declined-upgrade").read_bytes())
+
+
+@pytest.mark.parametrize(
+    "name", ["http2-answer-after-stream-closed", "http2-answer-after-client-goaway"]
+)
+def test_http2_answer_on_a_stream_closed_in_the_same_read(name: str) -> None:
+    target("http2")((FOUND / name).read_bytes())
