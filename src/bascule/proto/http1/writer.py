@@ -82,10 +82,7 @@ def check_values(headers: Headers, lines: list[bytes]) -> None:
     Each line we built holds exactly one CR and one LF, so any other CR or LF
     (response splitting) shows in the counts; other controls in one search.
     """
-    block = b"".join(lines)
-    n = len(lines)
-    if block.count(b"\r") != n or block.count(b"\n") != n or _CONTROLS.search(block):
-        raise_first_bad(headers)
+    check_block(headers, b"".join(lines), len(lines))
 
 
 def check_block(headers: Headers, block: bytes, count: int) -> None:

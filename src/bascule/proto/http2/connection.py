@@ -38,8 +38,6 @@ from bascule.proto.limits import Http2Limits
 
 _SETTINGS = h2.settings.SettingCodes
 
-_CONNECTION_FIELDS = CONNECTION_FIELDS
-
 
 def response_fields(headers: Headers) -> Headers:
     """Lowercased fields without connection-specific ones; raises on invalid names/values.
@@ -52,7 +50,7 @@ def response_fields(headers: Headers) -> Headers:
         lname = KNOWN_NAMES.get(name)
         if lname is None:
             lname = lower_name(headers, name)
-        if lname not in _CONNECTION_FIELDS:
+        if lname not in CONNECTION_FIELDS:
             out.append((lname, value))
     if BAD_VALUE.search(b"\t".join(value for _, value in headers)):
         raise_first_bad(headers)
