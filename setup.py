@@ -38,6 +38,11 @@ COMPILED = [
     "src/bascule/asgi/websocket.py",
     "src/bascule/aio/websocket.py",
     "src/bascule/proto/http2/fields.py",
+    "src/bascule/proto/http2/huffman.py",
+    "src/bascule/proto/http2/hpack_codec.py",
+    "src/bascule/proto/http2/flow.py",
+    "src/bascule/proto/http2/connection.py",
+    "src/bascule/aio/h2.py",
 ]
 
 #: The type checking mypyc does to compile. Third-party packages are opaque

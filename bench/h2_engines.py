@@ -1,4 +1,4 @@
-"""In-process comparison of two sans-I/O HTTP/2 server engines: ``h2`` and ``zttp``.
+"""In-process comparison of sans-I/O HTTP/2 server engines: ``h2``, ``zttp`` and bascule's own.
 
 Run it from the repository root::
 
@@ -46,6 +46,10 @@ import h2.settings
 import hpack
 import zttp
 
+from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived
+from bascule.proto.http2.connection import ConnectionEnded, H2Connection
+from bascule.proto.limits import Http2Limits
+
 BODY: Final = b"Hello, world!"
 POST_BODY_SIZE: Final = 16 * 1024
 REQUEST_HEADERS: Final[list[tuple[bytes, bytes]]] = [
@@ -81,7 +85,7 @@ ERROR_NAMES: Final = {
     0xB: "ENHANCE_YOUR_CALM",
 }
 SETTINGS_ENABLE_CONNECT_PROTOCOL: Final = 0x8
-ENGINES: Final = ("h2", "zttp")
+ENGINES: Final = ("h2", "zttp", "bascule")
 
 
 # --------------------------------------------------------------------------
@@ -147,9 +151,30 @@ class ZttpBenchServer:
         return conn.data_to_send()
 
 
+class BasculeBenchServer:
+    """bascule's own engine (proto/http2/connection.py), answering as its driver does."""
+
+    def __init__(self) -> None:
+        self.conn = H2Connection()
+        self.conn.initiate()
+        self.body_bytes = 0
+
+    def feed(self, data: bytes) -> bytes:
+        conn = self.conn
+        for event in conn.receive_data(data):
+            if isinstance(event, BodyChunk):
+                self.body_bytes += len(event.data)
+                conn.consumed(event.stream_id, len(event.data))
+            elif isinstance(event, BodyEnd):
+                conn.send_head(event.stream_id, 200, RESPONSE_FIELDS, checked=True)
+                conn.send_body(event.stream_id, BODY, end=True)
+        return conn.data_to_send()
+
+
 BENCH_SERVERS: Final[dict[str, Callable[[], BenchServer]]] = {
     "h2": H2BenchServer,
     "zttp": ZttpBenchServer,
+    "bascule": BasculeBenchServer,
 }
 
 
@@ -557,8 +582,54 @@ class ZttpProbe:
         return self.events["Request"]
 
 
-def probe_servers(*, ack_data: bool = True, respond: bool = False) -> list[H2Probe | ZttpProbe]:
-    return [H2Probe(ack_data=ack_data, respond=respond), ZttpProbe(respond=respond)]
+class BasculeProbe:
+    """bascule's engine; a connection error it reports is shown as "raised"."""
+
+    name = "bascule"
+
+    def __init__(self, *, ack_data: bool = True, respond: bool = False) -> None:
+        self.conn = H2Connection()
+        self.conn.initiate()
+        self.ack_data = ack_data
+        self.respond = respond
+        self.events: Counter[str] = Counter()
+        self.requests: list[RequestReceived] = []
+        self.data: dict[int, bytes] = {}
+        self.error: str | None = None
+        self.out = bytearray(self.conn.data_to_send())
+
+    def feed(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        conn = self.conn
+        for event in conn.receive_data(data):
+            self.events[type(event).__name__] += 1
+            if isinstance(event, RequestReceived):
+                self.requests.append(event)
+            elif isinstance(event, BodyChunk):
+                self.data[event.stream_id] = self.data.get(event.stream_id, b"") + event.data
+                if self.ack_data:
+                    conn.consumed(event.stream_id, len(event.data))
+            elif isinstance(event, BodyEnd) and self.respond:
+                conn.send_head(event.stream_id, 200, [], end=True)
+            elif isinstance(event, ConnectionEnded) and event.error_code:
+                self.error = f"ConnectionEnded: {event.reason}"[:70]
+        self.out += conn.data_to_send()
+
+    @property
+    def request_count(self) -> int:
+        return self.events["RequestReceived"]
+
+
+AnyProbe = H2Probe | ZttpProbe | BasculeProbe
+
+
+def probe_servers(*, ack_data: bool = True, respond: bool = False) -> list[AnyProbe]:
+    return [
+        H2Probe(ack_data=ack_data, respond=respond),
+        ZttpProbe(respond=respond),
+        BasculeProbe(ack_data=ack_data, respond=respond),
+    ]
 
 
 @dataclass
@@ -572,7 +643,7 @@ class ProbeRow:
     memory: str = ""
 
 
-def describe(server: H2Probe | ZttpProbe, wire: Wire) -> str:
+def describe(server: AnyProbe, wire: Wire) -> str:
     parts = []
     if wire.goaway is not None:
         last, code = wire.goaway
@@ -586,7 +657,7 @@ def wire_summary(wire: Wire, keys: Iterable[str]) -> str:
     return ", ".join(f"{key} {wire.counts[key]}" for key in keys if wire.counts[key]) or "-"
 
 
-def timed_feed(server: H2Probe | ZttpProbe, chunks: Iterable[bytes]) -> float:
+def timed_feed(server: AnyProbe, chunks: Iterable[bytes]) -> float:
     start = time.perf_counter()
     for chunk in chunks:
         server.feed(chunk)
@@ -790,7 +861,7 @@ class ApiRow:
     results: dict[str, str]
 
 
-def _open(server: H2Probe | ZttpProbe, client: RawClient, *, end_stream: bool = True) -> None:
+def _open(server: AnyProbe, client: RawClient, *, end_stream: bool = True) -> None:
     server.feed(client.preface() + client.headers(1, end_stream=end_stream))
 
 
@@ -800,6 +871,7 @@ def api_extended_connect() -> ApiRow:
     for server in (
         H2Probe(settings={h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1}),
         ZttpProbe(),
+        BasculeProbe(),
     ):
         advertised = parse_wire(bytes(server.out)).settings.get(SETTINGS_ENABLE_CONNECT_PROTOCOL)
         client = RawClient()
@@ -809,6 +881,10 @@ def api_extended_connect() -> ApiRow:
             seen = [dict(r.headers).get(b":protocol") for r in server.requests if r.headers]
             server.conn.send_headers(1, [(b":status", b"200")])
             server.conn.send_data(1, b"\x81\x02hi")
+        elif isinstance(server, BasculeProbe):
+            seen = [r.protocol for r in server.requests]
+            server.conn.send_head(1, 200, [])
+            server.conn.send_body(1, b"\x81\x02hi")
         else:
             seen = [r.protocol for r in server.requests]
             stream = server.conn.stream(1)
@@ -835,6 +911,13 @@ def api_push() -> ApiRow:
     server.conn.send_headers(2, [(b":status", b"200")], end_stream=True)
     server.out += server.conn.data_to_send()
     wire = parse_wire(bytes(server.out))
+    ours = BasculeProbe()
+    _open(ours, RawClient())
+    pushed = ours.conn.push(1, b"/style.css", b"127.0.0.1:8000", b"http", [])
+    if pushed is not None:
+        ours.conn.send_head(pushed, 200, [], end=True)
+    ours.out += ours.conn.data_to_send()
+    our_wire = parse_wire(bytes(ours.out))
     zttp_api = sorted(
         name
         for cls in (zttp.H2Connection, zttp.Stream)
@@ -846,11 +929,12 @@ def api_push() -> ApiRow:
         {
             "h2": f"{'yes' if wire.counts['PUSH_PROMISE'] else 'NO'}: push_stream()",
             "zttp": f"no: no push method on H2Connection or Stream {zttp_api}",
+            "bascule": f"{'yes' if our_wire.counts['PUSH_PROMISE'] else 'NO'}: push()",
         },
     )
 
 
-def _final_blocks(server: H2Probe | ZttpProbe) -> list[dict[bytes, bytes]]:
+def _final_blocks(server: AnyProbe) -> list[dict[bytes, bytes]]:
     server.out += server.conn.data_to_send()
     wire = parse_wire(bytes(server.out))
     return [dict(fields) for stream_id, _, fields in wire.blocks if stream_id == 1]
@@ -869,6 +953,13 @@ def api_trailers_and_hints() -> list[ApiRow]:
             conn.send_data(1, BODY)
             conn.send_headers(1, [(b"x-checksum", b"abc")], end_stream=True)
             how = ("send_headers(end_stream=True)", "send_headers(:status 103)")
+        elif isinstance(server, BasculeProbe):
+            ours = server.conn
+            ours.send_head(1, 103, [link])
+            ours.send_head(1, 200, [(b"trailer", b"x-checksum")])
+            ours.send_body(1, BODY)
+            ours.send_trailers(1, [(b"x-checksum", b"abc")])
+            how = ("send_trailers()", "send_head(103)")
         else:
             stream = server.conn.stream(1)
             stream.send_informational(103, [link])
@@ -897,6 +988,11 @@ def api_goaway() -> ApiRow:
             except h2.exceptions.ProtocolError:
                 pass
             how = "close_connection(code, last_stream_id)"
+        elif isinstance(server, BasculeProbe):
+            server.conn.goaway(0)
+            server.conn.send_head(3, 200, RESPONSE_FIELDS, checked=True)
+            server.conn.send_body(3, BODY, end=True)
+            how = "goaway() (last stream id: the last processed)"
         else:
             server.conn.close(0, 3)
             stream = server.conn.stream(3)
@@ -935,6 +1031,11 @@ def api_flow_control() -> ApiRow:
                 f"yes: {credits} WINDOW_UPDATE until acknowledge_received_data(); "
                 "window sizes via local_settings/increment_flow_control_window"
             )
+        elif isinstance(server, BasculeProbe):
+            results[server.name] = (
+                f"yes: {credits} WINDOW_UPDATE (the initial ones) until consumed(); "
+                "window sizes from Http2Limits"
+            )
         else:
             has_consume = hasattr(zttp.H2Connection, "consume_data")
             results[server.name] = (
@@ -948,6 +1049,9 @@ def api_settings() -> ApiRow:
     h2_settings = H2Probe(settings={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 250})
     configured = parse_wire(bytes(h2_settings.out)).settings
     advertised = parse_wire(bytes(ZttpProbe().out)).settings
+    ours = H2Connection(Http2Limits(max_concurrent_streams=250))
+    ours.initiate()
+    our_settings = parse_wire(ours.data_to_send()).settings
     names = {1: "table", 3: "streams", 4: "window", 5: "frame", 6: "hdr-list", 8: "connect"}
     shown = ", ".join(f"{names.get(k, k)}={v}" for k, v in sorted(advertised.items()))
     return ApiRow(
@@ -955,6 +1059,7 @@ def api_settings() -> ApiRow:
         {
             "h2": f"yes: local_settings/update_settings (streams={configured.get(3)} set)",
             "zttp": f"no Python API; fixed: {shown}",
+            "bascule": f"yes: Http2Limits / --h2-* (streams={our_settings.get(3)} set)",
         },
     )
 
@@ -997,13 +1102,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     throughput = run_throughput(args)
     print_table(
-        ["workload", "h2 req/s", "zttp req/s", "zttp / h2"],
+        [
+            "workload",
+            "h2 req/s",
+            "zttp req/s",
+            "bascule req/s",
+            "zttp / h2",
+            "bascule / h2",
+            "bascule / zttp",
+        ],
         (
             [
                 row.workload,
                 f"{row.rates['h2']:,.0f}",
                 f"{row.rates['zttp']:,.0f}",
+                f"{row.rates['bascule']:,.0f}",
                 f"{row.rates['zttp'] / row.rates['h2']:.1f}x",
+                f"{row.rates['bascule'] / row.rates['h2']:.1f}x",
+                f"{row.rates['bascule'] / row.rates['zttp']:.2f}x",
             ]
             for row in throughput
         ),
@@ -1037,7 +1153,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         api_settings(),
     ]
     print_table(
-        ["feature", "h2", "zttp"], ([a.feature, a.results["h2"], a.results["zttp"]] for a in api)
+        ["feature", "h2", "zttp", "bascule"],
+        ([a.feature, a.results["h2"], a.results["zttp"], a.results["bascule"]] for a in api),
     )
 
 

@@ -19,6 +19,7 @@ import importlib
 import logging
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +91,19 @@ async def measure(requests: int, app: Any, config: Config) -> float:
     return elapsed / (rounds * CONNECTIONS) * 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=200_000)
+Measure = Callable[[int, Any, Config], Coroutine[Any, Any, float]]
+
+
+def best_of(measure: Measure, doc: str, requests: int, http2: bool, what: str) -> None:
+    """Parse ``--requests``/``--repeat``, run ``measure`` on fresh loops, print the best."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--requests", type=int, default=requests)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     logging.getLogger("bascule.access").setLevel(logging.WARNING)
     sys.path.insert(0, str(ROOT))
     app = importlib.import_module("bench.app").app
-    config = Config(app="bench.app:app", http2=False, access_log=False).validate()
+    config = Config(app="bench.app:app", http2=http2, access_log=False).validate()
     new_loop = loop_factory(config.loop)
     results = []
     for _ in range(args.repeat):
@@ -109,7 +114,11 @@ def main() -> None:
             loop.close()
     from bascule._build import build_name  # noqa: PLC0415 (after bascule is imported)
 
-    print(f"{min(results):.2f} µs per request, best of {args.repeat} ({build_name()})")
+    print(f"{min(results):.2f} µs per {what}, best of {args.repeat} ({build_name()})")
+
+
+def main() -> None:
+    best_of(measure, __doc__ or "", 200_000, False, "request")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import struct
@@ -1026,3 +1027,99 @@ def test_rejection_with_a_closed_client_window_sends_the_status_alone() -> None:
     assert (status, body) == (431, b"")
     assert any(isinstance(e, h2.events.StreamEnded) for e in client_events)
     assert not pair.server.closed
+
+
+# --- bascule's own engine: behaviour h2 did not have --------------------------------------------------
+
+
+def test_streams_refused_in_a_loop_count_as_resets() -> None:
+    """A client that keeps opening streams past the limit is throttled like a rapid reset."""
+    server = H2Connection(Http2Limits(max_concurrent_streams=2, max_resets=5))
+    server.initiate()
+    server.data_to_send()
+    client = h2.connection.H2Connection(
+        config=h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    client.initiate_connection()
+    for _ in range(2 + 6):  # two served, then six over the limit
+        client.send_headers(client.get_next_available_stream_id(), request_headers())
+    events = server.receive_data(client.data_to_send())
+    assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [1, 3]
+    assert isinstance(events[-1], ConnectionEnded)
+    assert events[-1].error_code == ENHANCE_YOUR_CALM
+    assert "concurrency limit" in events[-1].reason
+    sent = frames(server.data_to_send())
+    refused = [f.stream_id for f in sent if isinstance(f, RstStreamFrame)]
+    assert refused == [5, 7, 9, 11, 13, 15]
+    assert [g.error_code for g in sent if isinstance(g, GoAwayFrame)] == [ENHANCE_YOUR_CALM]
+
+
+def test_data_after_the_request_ended_resets_that_stream_only() -> None:
+    """RFC 9113 §5.1: DATA on a half-closed (remote) stream is a stream error STREAM_CLOSED;
+    the app learns of it (StreamReset) and the other streams go on."""
+    pair = Pair()
+    stream_id, _ = pair.open()  # GET, END_STREAM
+    other, _ = pair.open()
+    events = pair.server.receive_data(raw_frame(3, 0x0, 0, stream_id, b"abc"))
+    assert [(type(e), e.stream_id) for e in events] == [(StreamReset, stream_id)]  # type: ignore[union-attr]
+    resets = [f for f in frames(pair.server.data_to_send()) if isinstance(f, RstStreamFrame)]
+    assert [(f.stream_id, f.error_code) for f in resets] == [(stream_id, 0x5)]
+    pair.server.send_head(other, 204, [], end=True)
+    assert any(
+        isinstance(e, h2.events.StreamEnded) and e.stream_id == other for e in pair.to_client()
+    )
+
+
+def test_late_trailers_on_a_reset_stream_keep_the_hpack_state() -> None:
+    """A header block on a stream we reset is decoded (HPACK state is per connection) and dropped."""
+    pair = Pair()
+    stream_id, _ = pair.open("POST", "/upload", end=False)
+    pair.server.reset(stream_id, CANCEL)
+    pair.server.data_to_send()  # the client has not seen the RST_STREAM yet
+    # Trailers that add a new field to the client's dynamic table...
+    pair.client.send_headers(stream_id, [(b"x-late-trailer", b"v" * 40)], end_stream=True)
+    assert pair.to_server() == []
+    # ...which the next request refers to by index.
+    _, events = pair.open(extra=((b"x-late-trailer", b"v" * 40),))
+    request = events[0]
+    assert isinstance(request, RequestReceived)
+    assert (b"x-late-trailer", b"v" * 40) in request.headers
+    assert not pair.server.closed
+
+
+def test_small_reads_do_not_each_send_window_update() -> None:
+    """Credit goes back once half a window is owed, not for every read of the app."""
+    pair = Pair()
+    stream_id, _ = pair.open("POST", "/upload", end=False)
+    pair.client.send_data(stream_id, b"a" * 16_000)
+    pair.to_server()
+    for _ in range(16):
+        pair.server.consumed(stream_id, 1_000)
+    assert frames(pair.server.data_to_send()) == []  # 16,000 < 65,535 / 2
+    pair.client.send_data(stream_id, b"b" * 16_384)
+    pair.to_server()
+    pair.server.consumed(stream_id, 16_384)  # 32,384 owed: still under half
+    assert frames(pair.server.data_to_send()) == []
+    pair.server.consumed(stream_id, 400)
+    updates = [f for f in frames(pair.server.data_to_send()) if isinstance(f, WindowUpdateFrame)]
+    assert [(f.stream_id, f.window_increment) for f in updates] == [(stream_id, 32_784)]
+
+
+def test_upgrade_settings_are_applied_and_stream_one_is_open() -> None:
+    server = H2Connection()
+    settings = struct.pack(">HI", 0x4, 1000) + struct.pack(">HI", 0x2, 0)  # window, no push
+    server.initiate_upgrade(base64.urlsafe_b64encode(settings).rstrip(b"="))
+    assert not server.push_allowed
+    server.send_head(1, 200, [(b"content-length", b"2000")])
+    server.send_body(1, b"x" * 2000, end=True)
+    assert server.pending(1) == 1000 + 1  # the client's 1,000-byte window, then the end
+    sent = frames(server.data_to_send())
+    assert [type(f).__name__ for f in sent][:2] == ["SettingsFrame", "WindowUpdateFrame"]
+    assert sum(len(f.data) for f in sent if isinstance(f, DataFrame)) == 1000
+
+
+# not base64; 4 bytes; SETTINGS_ENABLE_PUSH of 2
+@pytest.mark.parametrize("header", [b"!!!", b"AAAAAA", b"AAIAAAAC"])
+def test_bad_upgrade_settings_raise_value_error(header: bytes) -> None:
+    with pytest.raises(ValueError, match=r"HTTP2-Settings|SETTINGS_ENABLE_PUSH"):
+        H2Connection().initiate_upgrade(header)

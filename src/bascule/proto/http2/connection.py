@@ -1,11 +1,14 @@
-"""H2Connection: one HTTP/2 server connection, as neutral events, sans I/O.
+"""H2Connection: one HTTP/2 server connection (RFC 9113), sans I/O.
 
-The ``h2`` package does framing, HPACK and the stream state machines; this
-adapter turns its events into ``bascule.proto.events`` keyed by stream id,
-keeps request-body flow control in the app's hands (the receive window is only
-re-opened by :meth:`consumed`), schedules response bodies within the peer's
-windows (``flow.py``), and adds the budgets h2 lacks (rapid reset, control
-frame floods).  Choice of engine: docs/http2.md.
+bascule's own engine: frames are parsed and built here, header blocks go
+through the HPACK codec of ``hpack_codec.py``, and the stream states, both
+directions of flow control and the budgets against abusive clients (rapid
+reset, control-frame floods, CONTINUATION floods, HPACK bombs, oversized
+frames) live in this one class.  It produces ``bascule.proto.events`` keyed by
+stream id, keeps request-body flow control in the app's hands (the receive
+window is only re-opened by :meth:`consumed`), and schedules response bodies
+within the peer's windows (``flow.py``).  Why not the ``h2`` package any more:
+docs/http2.md ("Engine").
 
     conn = H2Connection(Http2Limits())
     conn.initiate()                         # our SETTINGS
@@ -16,34 +19,88 @@ frame floods).  Choice of engine: docs/http2.md.
     transport.write(conn.data_to_send())
 """
 
-import contextlib
+import base64
+import binascii
 from collections import deque
-
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-import hpack
-from hyperframe.frame import GoAwayFrame
+from typing import Final
 
 from bascule.proto.events import BodyChunk, BodyEnd, Headers, RequestReceived
 from bascule.proto.headers import BAD_VALUE
 from bascule.proto.http1.writer import KNOWN_NAMES, lower_name, raise_first_bad
 from bascule.proto.http2.fields import CONNECTION_FIELDS, Checked, check
 from bascule.proto.http2.flow import OutboundQueue
-from bascule.proto.http2.hpack_cap import CappedDecoder
+from bascule.proto.http2.hpack_codec import Decoder, Encoder, HeaderListTooLarge, HpackError
 from bascule.proto.limits import Http2Limits
 
-_SETTINGS = h2.settings.SettingCodes
+# Error codes (RFC 9113 §7).
+NO_ERROR: Final = 0x0
+PROTOCOL_ERROR: Final = 0x1
+INTERNAL_ERROR: Final = 0x2
+FLOW_CONTROL_ERROR: Final = 0x3
+STREAM_CLOSED: Final = 0x5
+FRAME_SIZE_ERROR: Final = 0x6
+REFUSED_STREAM: Final = 0x7
+CANCEL: Final = 0x8
+COMPRESSION_ERROR: Final = 0x9
+ENHANCE_YOUR_CALM: Final = 0xB
+
+# Frame types (RFC 9113 §6).
+_DATA: Final = 0x0
+_HEADERS: Final = 0x1
+_PRIORITY: Final = 0x2
+_RST_STREAM: Final = 0x3
+_SETTINGS: Final = 0x4
+_PUSH_PROMISE: Final = 0x5
+_PING: Final = 0x6
+_GOAWAY: Final = 0x7
+_WINDOW_UPDATE: Final = 0x8
+_CONTINUATION: Final = 0x9
+
+# Flags.
+_END_STREAM: Final = 0x1
+_ACK: Final = 0x1
+_END_HEADERS: Final = 0x4
+_PADDED: Final = 0x8
+_PRIORITY_FLAG: Final = 0x20
+
+# SETTINGS identifiers (RFC 9113 §6.5.2, RFC 8441 §3).
+_HEADER_TABLE_SIZE: Final = 0x1
+_ENABLE_PUSH: Final = 0x2
+_MAX_CONCURRENT_STREAMS: Final = 0x3
+_INITIAL_WINDOW_SIZE: Final = 0x4
+_MAX_FRAME_SIZE: Final = 0x5
+_MAX_HEADER_LIST_SIZE: Final = 0x6
+_ENABLE_CONNECT_PROTOCOL: Final = 0x8
+
+PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_MAX_WINDOW: Final = 2**31 - 1
+_DEFAULT_WINDOW: Final = 65535
+_DEFAULT_FRAME_SIZE: Final = 16384
+#: The encoder's dynamic table never grows past the RFC default, whatever the client allows.
+_ENCODER_TABLE_CAP: Final = 4096
+#: CONTINUATION frames one header block may take beyond what its size needs.
+_CONTINUATION_SLACK: Final = 16
+#: Closed streams remembered with how they closed, so late frames get the answer §5.1 asks.
+_CLOSED_MEMORY: Final = 256
+_ENDED: Final = 0  # END_STREAM both ways
+_RESET_BY_US: Final = 1  # late frames on it are ignored
+_RESET_BY_CLIENT: Final = 2  # late frames on it are a stream error STREAM_CLOSED
+
+#: WINDOW_UPDATE frames the DATA we sent may still earn (two per frame, capped).
+_MAX_WINDOW_CREDIT: Final = 4096
+
+#: Bodies of the answers we give ourselves (StreamRejected).
+_REJECTED_BODIES: Final = {
+    400: b"Bad Request\n",
+    431: b"Request Header Fields Too Large\n",
+}
 
 
 def response_fields(headers: Headers) -> Headers:
     """Lowercased fields without connection-specific ones; raises on invalid names/values.
 
-    h2 does not check field values for CR, LF or NUL (RFC 9113 §8.2.1): a
-    response-splitting risk behind an HTTP/2 to HTTP/1.1 proxy, so we do.
+    Field values with CR, LF or NUL are refused (RFC 9113 §8.2.1): a
+    response-splitting risk behind an HTTP/2 to HTTP/1.1 proxy.
     """
     out: Headers = []
     for name, value in headers:
@@ -58,7 +115,7 @@ def response_fields(headers: Headers) -> Headers:
 
 
 class StreamReset:
-    """The client reset a stream (or h2 did, for a stream it refused)."""
+    """The client reset a stream, or we did for a stream error of the client's."""
 
     __slots__ = ("error_code", "stream_id")
 
@@ -84,7 +141,7 @@ class ConnectionEnded:
 
 
 class StreamRejected:
-    """We answered a stream ourselves (431: header list over the advertised limit)."""
+    """We answered a stream ourselves (431: header list too large; 400: malformed)."""
 
     __slots__ = ("reason", "status", "stream_id")
 
@@ -99,14 +156,65 @@ class StreamRejected:
 
 H2Event = RequestReceived | BodyChunk | BodyEnd | StreamReset | ConnectionEnded | StreamRejected
 
-#: WINDOW_UPDATE frames the DATA we sent may still earn (two per frame, capped).
-_MAX_WINDOW_CREDIT = 4096
 
-#: Bodies of the answers we give ourselves (StreamRejected).
-_REJECTED_BODIES = {
-    400: b"Bad Request\n",
-    431: b"Request Header Fields Too Large\n",
-}
+class _ConnectionError(Exception):
+    """Raised inside frame handling: the connection ends with ``code`` (GOAWAY)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _Stream:
+    """What the connection keeps of one stream."""
+
+    __slots__ = (
+        "expected",
+        "local_closed",
+        "received",
+        "recv_unacked",
+        "recv_window",
+        "remote_closed",
+        "send_window",
+        "stream_id",
+    )
+
+    def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
+        self.stream_id = stream_id
+        #: What the peer lets us send on this stream (may go negative, §6.9.2).
+        self.send_window = send_window
+        #: What we let the peer send on this stream.
+        self.recv_window = recv_window
+        #: Body bytes the app consumed that no WINDOW_UPDATE returned yet.
+        self.recv_unacked = 0
+        self.remote_closed = False
+        self.local_closed = False
+        #: The request's Content-Length (-1: none) and the body bytes received so far.
+        self.expected = -1
+        self.received = 0
+
+
+def _content_length(fields: Headers) -> int | str:
+    """The Content-Length of a request (-1 if none), or why it is malformed."""
+    found = -1
+    for name, value in fields:
+        if name == b"content-length":
+            if not value.isdigit() or len(value) > 18:
+                return f"invalid content-length {value[:40]!r}"
+            length = int(value)
+            if found not in (-1, length):
+                return "conflicting content-length fields"
+            found = length
+    return found
+
+
+def _frame_head(length: int, ftype: int, flags: int, stream_id: int) -> bytes:
+    return ((length << 48) | (ftype << 40) | (flags << 32) | stream_id).to_bytes(9, "big")
+
+
+def _u32(data: bytes, pos: int) -> int:
+    return (data[pos] << 24) | (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
 
 
 class H2Connection:
@@ -114,286 +222,467 @@ class H2Connection:
 
     def __init__(self, limits: Http2Limits | None = None) -> None:
         self.limits = limits = limits or Http2Limits()
-        config = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            # fields.check() makes every check h2's inbound pipeline made (and
-            # joins cookies as it did), in one pass with bascule's own checks.
-            validate_inbound_headers=False,
-            normalize_inbound_headers=False,
-            # response_fields() lowercases, drops connection-specific fields and
-            # checks names and values (h2 does not check values), so h2's own
-            # outbound pass would only repeat the work.
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        self._h2 = conn = h2.connection.H2Connection(config=config)
-        conn.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                _SETTINGS.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
-                _SETTINGS.INITIAL_WINDOW_SIZE: limits.initial_window_size,
-                _SETTINGS.MAX_FRAME_SIZE: limits.max_inbound_frame_size,
-                _SETTINGS.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
-                # RFC 8441: WebSockets over this connection (extended CONNECT).
-                _SETTINGS.ENABLE_CONNECT_PROTOCOL: 1,
-            },
-        )
-        conn.max_inbound_frame_size = limits.max_inbound_frame_size
-        conn.decoder = CappedDecoder(limits.header_list_hard_cap)
-        #: The client's SETTINGS_ENABLE_PUSH, read from h2 only when its SETTINGS
-        #: change (h2's settings lookup costs about 5% of a request).
-        self._push_allowed = bool(conn.remote_settings.enable_push)
         self.queue = OutboundQueue()
+        self.streams: dict[int, _Stream] = {}
+        self._decoder = Decoder(limits.header_list_hard_cap)
+        self._encoder = Encoder()
+        self._out: list[bytes] = []
+        self._rest = b""
+        self._preface_left = len(PREFACE)
+        self._settings_seen = False
+        # peer's settings
+        self._push_allowed = True
+        self._peer_initial_window = _DEFAULT_WINDOW
+        self._peer_max_streams = _MAX_WINDOW
+        self.max_outbound_frame_size = _DEFAULT_FRAME_SIZE
+        # our settings: the receive window of new streams until the client
+        # acknowledges our SETTINGS, then the configured one (§6.9.2)
+        self._local_initial_window = _DEFAULT_WINDOW
+        self._settings_unacked = 0
+        # connection windows
+        self._send_window = _DEFAULT_WINDOW
+        self._recv_window = _DEFAULT_WINDOW
+        self._recv_unacked = 0
         # The connection window starts at 65,535 whatever the SETTINGS say;
-        # open it so streams are limited by their own windows, not each other.
+        # it is opened so streams are limited by their own windows, not each other.
         self._connection_window = min(
             limits.initial_window_size * limits.max_concurrent_streams, 16 * 1024 * 1024
         )
+        self._highest_inbound = 0
+        self._next_push_id = 2
+        self._open_inbound = 0
+        self._open_pushed = 0
+        self._closed: dict[int, int] = {}
+        # a header block in progress (HEADERS or PUSH_PROMISE without END_HEADERS)
+        self._block_stream = 0
+        self._block_flags = 0
+        self._block_parts: list[bytes] = []
+        self._block_size = 0
+        self._block_frames = 0
         self._resets: deque[int] = deque()
-        #: Streams answered 431 whose StreamEnded is still to come (same read).
-        self._answered: set[int] = set()
         self._streams_opened = 0
         self._control_frames = 0
         self._window_credit = 0
         self.last_stream_id = 0
         self.closed = False
-        #: A graceful GOAWAY was sent: open streams finish, new ones are refused.
+        #: A graceful GOAWAY was sent (or received): open streams finish, new ones are refused.
         self.draining = False
-        self._early: list[bytes] = []
-        # Frame-boundary tracking for _split_after_goaway: the client preface
-        # (24 bytes) comes first, then 9-byte frame headers and payloads.
-        self._skip = 24
-        self._frame_head = b""
-        self._in_goaway = False
-        #: Length of a frame over our SETTINGS_MAX_FRAME_SIZE, once one is announced.
-        self._oversized = 0
-        #: The highest client stream h2 had opened when the current event was made.
-        self._highest_before = 0
 
     # set-up ----------------------------------------------------------------------
 
     def initiate(self) -> None:
         """Queue our connection preface (SETTINGS, and a connection WINDOW_UPDATE)."""
-        self._h2.initiate_connection()
-        self._open_connection_window()
-        self._stream_headroom()
-
-    def _stream_headroom(self) -> None:
-        """Let h2 accept streams past the advertised maximum, so that we refuse them.
-
-        RFC 9113 §5.1.2: a stream over SETTINGS_MAX_CONCURRENT_STREAMS is a
-        stream error (REFUSED_STREAM); h2 would end the whole connection.  The
-        advertised value went out in the SETTINGS above; h2's own check gets
-        twice that, and beyond it a client is abusive enough for a connection
-        error.
-        """
-        settings = self._h2.local_settings._settings
-        settings[_SETTINGS.MAX_CONCURRENT_STREAMS] = deque([2 * self.limits.max_concurrent_streams])
-
-    def _open_connection_window(self) -> None:
-        extra = self._connection_window - 65535
+        limits = self.limits
+        settings = [
+            (_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams),
+            (_INITIAL_WINDOW_SIZE, limits.initial_window_size),
+            (_MAX_FRAME_SIZE, limits.max_inbound_frame_size),
+            (_MAX_HEADER_LIST_SIZE, limits.max_header_list_size),
+            # RFC 8441: WebSockets over this connection (extended CONNECT).
+            (_ENABLE_CONNECT_PROTOCOL, 1),
+        ]
+        payload = b"".join(
+            key.to_bytes(2, "big") + value.to_bytes(4, "big") for key, value in settings
+        )
+        self._out.append(_frame_head(len(payload), _SETTINGS, 0, 0) + payload)
+        self._settings_unacked += 1
+        extra = self._connection_window - _DEFAULT_WINDOW
         if extra > 0:
-            self._h2.increment_flow_control_window(extra)
-            manager = self._h2._inbound_flow_control_window_manager
-            manager.max_window_size = self._connection_window
+            self._recv_window += extra
+            self._window_update(0, extra)
 
     def initiate_upgrade(self, settings_header: bytes) -> None:
-        """Start after an HTTP/1.1 ``Upgrade: h2c`` (the request becomes stream 1)."""
-        self._h2.initiate_upgrade_connection(settings_header)
-        self._push_allowed = bool(self._h2.remote_settings.enable_push)
-        self._open_connection_window()
-        self._stream_headroom()
+        """Start after an HTTP/1.1 ``Upgrade: h2c`` (the request becomes stream 1).
+
+        ``settings_header`` is the HTTP2-Settings field: a SETTINGS payload in
+        base64url (RFC 7540 §3.2.1); a bad one raises ValueError.
+        """
+        try:
+            padded = settings_header + b"=" * (-len(settings_header) % 4)
+            payload = base64.b64decode(padded, altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"HTTP2-Settings is not base64url: {exc}") from None
+        if len(payload) % 6:
+            raise ValueError("HTTP2-Settings is not a whole number of settings")
+        try:
+            self._apply_settings(payload)
+        except _ConnectionError as exc:
+            raise ValueError(exc.reason) from None
+        self.initiate()
+        stream = self._open_stream(1)
+        stream.remote_closed = True  # the upgrading request was complete
+        self._highest_inbound = 1
         self.last_stream_id = 1
 
     # receiving ---------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[H2Event]:
         """Feed bytes; return the events they complete (errors end the connection)."""
-        pieces = self._split_after_goaway(data)
-        if len(pieces) == 1 and not self._oversized:
-            return self._receive(data)
-        out: list[H2Event] = []
-        for piece in pieces:  # each GOAWAY is handled before the frames after it
-            out.extend(self._receive(piece))
-        if self._oversized and not self.closed:
-            # Refused on its header: h2 would buffer the whole payload first.
-            self.closed = True
-            code = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
-            self._h2.close_connection(code, last_stream_id=self.last_stream_id)
-            limit = self.limits.max_inbound_frame_size
-            reason = (
-                f"frame of {self._oversized} bytes over the {limit}-byte SETTINGS_MAX_FRAME_SIZE"
-            )
-            out.append(ConnectionEnded(int(code), reason))
-        return out
-
-    def _split_after_goaway(self, data: bytes) -> list[bytes]:
-        """Cut ``data`` right after each GOAWAY frame (tracking frame boundaries).
-
-        h2 closes its state machine on any GOAWAY and then rejects the frames
-        that follow in the same read (a SETTINGS ack, WINDOW_UPDATEs), which
-        would kill the streams a graceful GOAWAY lets finish.
-        """
-        pieces: list[bytes] = []
-        start = pos = 0
-        n = len(data)
-        while pos < n:
-            if self._skip:
-                step = min(self._skip, n - pos)
-                pos += step
-                self._skip -= step
-                if not self._skip and self._in_goaway:
-                    self._in_goaway = False
-                    pieces.append(data[start:pos])
-                    start = pos
-                continue
-            take = data[pos : pos + 9 - len(self._frame_head)]
-            self._frame_head += take
-            pos += len(take)
-            if len(self._frame_head) < 9:
-                break
-            head = self._frame_head
-            self._frame_head = b""
-            self._skip = length = int.from_bytes(head[:3], "big")
-            if length > self.limits.max_inbound_frame_size:
-                self._oversized = length
-                # The frames before it are processed; nothing from here on is.
-                pieces.append(data[start : pos - len(take)])
-                return pieces
-            self._in_goaway = head[3] == 0x7
-        if start < n or not pieces:
-            pieces.append(data[start:])
-        return pieces
-
-    def _receive(self, data: bytes) -> list[H2Event]:
         if self.closed:
             return []
-        self._highest_before = self._h2.highest_inbound_stream_id
-        try:
-            events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
-            # h2 already queued GOAWAY with the error code it chose.
-            self.closed = True
-            code = getattr(exc, "error_code", h2.errors.ErrorCodes.PROTOCOL_ERROR)
-            hpack_failed = isinstance(exc.__cause__ or exc.__context__, hpack.HPACKError)
-            if code == h2.errors.ErrorCodes.PROTOCOL_ERROR and hpack_failed:
-                # RFC 9113 §4.3: a header block that cannot be decoded is a
-                # COMPRESSION_ERROR; h2 says PROTOCOL_ERROR, so the GOAWAY is ours.
-                code = h2.errors.ErrorCodes.COMPRESSION_ERROR
-                self._h2.clear_outbound_data_buffer()
-                frame = GoAwayFrame(0)
-                frame.last_stream_id = self.last_stream_id
-                frame.error_code = code
-                self._early.append(frame.serialize())
-            return [ConnectionEnded(int(code), f"HTTP/2 protocol error: {exc}")]
         out: list[H2Event] = []
-        for event in events:
-            etype = type(event)
-            if etype is h2.events.DataReceived:
-                if event.data:  # type: ignore[attr-defined]
-                    self._control_frames = 0
-                    out.append(BodyChunk(event.stream_id, event.data))  # type: ignore[attr-defined]
-                    length = event.flow_controlled_length - len(event.data)  # type: ignore[attr-defined]
-                    if length:  # padding: credit it at once, the app never sees it
-                        self._h2.acknowledge_received_data(length, event.stream_id)  # type: ignore[attr-defined]
-                else:
-                    self._count_control()
-                    if event.flow_controlled_length:  # type: ignore[attr-defined]
-                        self._h2.acknowledge_received_data(
-                            event.flow_controlled_length,  # type: ignore[attr-defined]
-                            event.stream_id,  # type: ignore[attr-defined]
-                        )
-            elif etype is h2.events.RequestReceived:
-                checked = check(event.headers)  # type: ignore[attr-defined]
-                self._highest_before = event.stream_id  # type: ignore[attr-defined]
-                if checked.violation is not None:
-                    return [self._violation(event.stream_id, checked.violation)]  # type: ignore[attr-defined]
-                if self.draining and event.stream_id > self.last_stream_id:  # type: ignore[attr-defined]
-                    # Opened after our GOAWAY: refused, the client may retry elsewhere.
-                    self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
-                    continue
-                if (
-                    len(self._h2.streams) > self.limits.max_concurrent_streams
-                    and self._h2.open_inbound_streams > self.limits.max_concurrent_streams
-                    and self._open_before(event.stream_id) > self.limits.max_concurrent_streams  # type: ignore[attr-defined]
-                ):
-                    # Over the advertised maximum: refuse this stream only.
-                    self.reset(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)  # type: ignore[attr-defined]
-                    continue
-                size = sum(len(n) + len(v) for n, v in checked.fields) + 32 * len(checked.fields)
-                if size > self.limits.max_header_list_size:
-                    limit = self.limits.max_header_list_size
-                    reason = f"header list of {size} bytes over the {limit}-byte limit"
-                    out.append(self._answer(event, 431, reason))  # type: ignore[arg-type]
-                    continue
-                if checked.malformed is not None:
-                    out.append(self._answer(event, 400, checked.malformed))  # type: ignore[arg-type]
-                    continue
-                self._control_frames = 0  # a request is progress
-                out.append(self._request(event.stream_id, checked))  # type: ignore[attr-defined]
-            elif etype is h2.events.TrailersReceived:
-                problem = check(event.headers, trailer=True).violation  # type: ignore[attr-defined]
-                if problem is not None:
-                    return [self._violation(event.stream_id, problem)]  # type: ignore[attr-defined]
-            elif etype is h2.events.StreamEnded:
-                # h2 reports the end of a stream once, as its own event (the
-                # stream_ended attribute of the other events points at it).
-                if self._answered and event.stream_id in self._answered:  # type: ignore[attr-defined]
-                    self._answered.discard(event.stream_id)  # type: ignore[attr-defined]
-                    continue
-                out.append(BodyEnd(event.stream_id))  # type: ignore[attr-defined]
-            elif etype is h2.events.StreamReset:
-                stream_id = event.stream_id  # type: ignore[attr-defined]
-                self.queue.drop(stream_id)
-                out.append(StreamReset(stream_id, int(event.error_code)))  # type: ignore[attr-defined]
-                # Pushes the client cancels (even ids) are not a rapid reset.
-                if event.remote_reset and stream_id % 2 and self._count_reset():  # type: ignore[attr-defined]
-                    out.append(self._calm("too many stream resets (rapid reset)"))
+        if self._rest:
+            data = self._rest + data
+            self._rest = b""
+        pos = 0
+        end = len(data)
+        try:
+            if self._preface_left:
+                pos = self._preface(data)
+                if self._preface_left:
+                    return out
+            max_size = self.limits.max_inbound_frame_size
+            while end - pos >= 9:
+                length = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
+                if length > max_size:
+                    # Refused on its header: nothing of the payload is buffered.
+                    raise _ConnectionError(
+                        FRAME_SIZE_ERROR,
+                        f"frame of {length} bytes over the {max_size}-byte SETTINGS_MAX_FRAME_SIZE",
+                    )
+                stop = pos + 9 + length
+                if stop > end:
                     break
-            elif etype is h2.events.WindowUpdated:
-                # Each DATA frame we sent may earn a stream and a connection
-                # WINDOW_UPDATE; the ones beyond that are control frames.
-                if self._window_credit:
-                    self._window_credit -= 1
+                ftype = data[pos + 3]
+                flags = data[pos + 4]
+                stream_id = _u32(data, pos + 5) & 0x7FFFFFFF
+                payload = data[pos + 9 : stop]
+                pos = stop
+                if not self._settings_seen:
+                    if ftype != _SETTINGS or flags & _ACK:
+                        raise _ConnectionError(
+                            PROTOCOL_ERROR, "the connection preface is not followed by SETTINGS"
+                        )
+                    self._settings_seen = True
+                if self._block_stream and (
+                    ftype != _CONTINUATION or stream_id != self._block_stream
+                ):
+                    raise _ConnectionError(
+                        PROTOCOL_ERROR, "header block interrupted (CONTINUATION expected)"
+                    )
+                if ftype == _DATA:
+                    self._on_data(flags, stream_id, payload, out)
+                elif ftype == _HEADERS:
+                    self._on_headers(flags, stream_id, payload, out)
+                elif ftype == _CONTINUATION:
+                    self._on_continuation(flags, stream_id, payload, out)
+                elif ftype == _WINDOW_UPDATE:
+                    self._on_window_update(stream_id, payload, out)
+                elif ftype == _RST_STREAM:
+                    if self._on_rst_stream(stream_id, payload, out):
+                        out.append(self._calm("too many stream resets (rapid reset)"))
+                        return out
+                elif ftype == _SETTINGS:
+                    self._on_settings(flags, stream_id, payload)
+                elif ftype == _PING:
+                    self._on_ping(flags, stream_id, payload)
+                elif ftype == _GOAWAY:
+                    self._on_goaway(stream_id, payload, out)
+                    if self.closed:
+                        return out
+                elif ftype == _PRIORITY:
+                    self._on_priority(stream_id, payload)
+                elif ftype == _PUSH_PROMISE:
+                    raise _ConnectionError(PROTOCOL_ERROR, "PUSH_PROMISE from a client")
                 else:
-                    self._count_control()
-                self._flush_window()
-            elif etype is h2.events.RemoteSettingsChanged:
-                self._push_allowed = bool(self._h2.remote_settings.enable_push)
-                self._count_control()
-                self._flush_window()  # INITIAL_WINDOW_SIZE may have grown
-            elif etype is h2.events.PingReceived or etype is h2.events.PriorityUpdated:
-                self._count_control()
-            elif etype is h2.events.ConnectionTerminated:
-                code = int(event.error_code or 0)  # type: ignore[attr-defined]
-                if code:
-                    self.closed = True
-                else:
-                    # RFC 9113 §6.8: streams the client already opened may still
-                    # be answered.  h2 moves to CLOSED on any GOAWAY and would
-                    # refuse to send on them; put it back and stop new streams.
-                    self._h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
-                    self.draining = True
-                out.append(ConnectionEnded(code, "client sent GOAWAY"))
-            if self._control_frames > self.limits.control_frame_budget:
-                out.append(
-                    self._calm("too many SETTINGS/PING/PRIORITY/WINDOW_UPDATE/empty DATA frames")
-                )
-                break
+                    self._control_frames += 1  # unknown types are ignored (§5.5), counted
+                if self.closed:  # a budget ran out (ENHANCE_YOUR_CALM)
+                    return out
+                if self._control_frames > self.limits.control_frame_budget:
+                    out.append(
+                        self._calm(
+                            "too many SETTINGS/PING/PRIORITY/WINDOW_UPDATE/empty DATA frames"
+                        )
+                    )
+                    return out
+        except _ConnectionError as exc:
+            return [self._fail(exc.code, exc.reason)]
+        if pos < end:
+            self._rest = data[pos:]
         return out
 
-    def _violation(self, stream_id: int, reason: str) -> ConnectionEnded:
-        """End the connection for a header block h2's rules refuse, as h2 itself did.
+    def _preface(self, data: bytes) -> int:
+        """Check the client connection preface; returns how much of ``data`` it took."""
+        offset = len(PREFACE) - self._preface_left
+        take = min(self._preface_left, len(data))
+        if data[:take] != PREFACE[offset : offset + take]:
+            raise _ConnectionError(PROTOCOL_ERROR, "invalid HTTP/2 connection preface")
+        self._preface_left -= take
+        return take
 
-        h2 raised inside ``receive_data``: nothing of that read was reported,
-        and its GOAWAY (PROTOCOL_ERROR) named the highest stream opened so far.
-        """
+    def _fail(self, code: int, reason: str) -> ConnectionEnded:
+        """A connection error: GOAWAY with ``code``, and nothing more is read."""
         self.closed = True
-        code = h2.errors.ErrorCodes.PROTOCOL_ERROR
-        last = max(stream_id, self._highest_before)
-        self._h2.close_connection(code, last_stream_id=last)
-        return ConnectionEnded(int(code), f"HTTP/2 protocol error: {reason}")
+        self._rest = b""
+        self._block_parts = []
+        self._goaway_frame(max(self.last_stream_id, self._highest_inbound), code)
+        if code in (FRAME_SIZE_ERROR, ENHANCE_YOUR_CALM):
+            return ConnectionEnded(code, reason)
+        return ConnectionEnded(code, f"HTTP/2 protocol error: {reason}")
+
+    def _calm(self, reason: str) -> ConnectionEnded:
+        self.closed = True
+        self._goaway_frame(self.last_stream_id, ENHANCE_YOUR_CALM)
+        return ConnectionEnded(ENHANCE_YOUR_CALM, reason)
+
+    def _stream_error(self, stream_id: int, code: int, out: list[H2Event]) -> None:
+        """Reset one stream for the client's error; the app sees a disconnect."""
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            self._send_rst(stream_id, code)
+            return
+        self.reset(stream_id, code)
+        out.append(StreamReset(stream_id, code))
+
+    def _is_idle(self, stream_id: int) -> bool:
+        """No stream ``stream_id`` was ever opened (or promised)."""
+        if stream_id % 2:
+            return stream_id > self._highest_inbound
+        return stream_id >= self._next_push_id
+
+    # frame handlers ------------------------------------------------------------------
+
+    def _on_data(self, flags: int, stream_id: int, payload: bytes, out: list[H2Event]) -> None:
+        if stream_id == 0:
+            raise _ConnectionError(PROTOCOL_ERROR, "DATA frame on stream 0")
+        length = len(payload)
+        self._recv_window -= length
+        if self._recv_window < 0:
+            raise _ConnectionError(FLOW_CONTROL_ERROR, "DATA beyond the connection window")
+        body = payload
+        if flags & _PADDED:
+            if not length:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "padded DATA frame without pad length")
+            pad = payload[0]
+            if pad >= length:
+                raise _ConnectionError(PROTOCOL_ERROR, "DATA padding longer than the frame")
+            body = payload[1 : length - pad]
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            if self._is_idle(stream_id):
+                raise _ConnectionError(PROTOCOL_ERROR, f"DATA on idle stream {stream_id}")
+            # closed: its window is nobody's, give the connection's back at once
+            self._credit_connection(length)
+            if self._closed.get(stream_id) != _RESET_BY_US:  # §5.1: STREAM_CLOSED
+                self._send_rst(stream_id, STREAM_CLOSED)
+            return
+        if stream.remote_closed:
+            self._credit_connection(length)
+            self._stream_error(stream_id, STREAM_CLOSED, out)
+            return
+        stream.recv_window -= length
+        if stream.recv_window < 0:
+            raise _ConnectionError(
+                FLOW_CONTROL_ERROR, f"DATA beyond the window of stream {stream_id}"
+            )
+        if stream.expected >= 0:
+            stream.received += len(body)
+            if stream.received > stream.expected or (
+                flags & _END_STREAM and stream.received != stream.expected
+            ):
+                # §8.1.1: a body that does not match its Content-Length is malformed.
+                self._credit_connection(length)
+                self._stream_error(stream_id, PROTOCOL_ERROR, out)
+                return
+        if body:
+            self._control_frames = 0
+            out.append(BodyChunk(stream_id, body))
+            if length > len(body):  # padding: credited at once, the app never sees it
+                self.consumed(stream_id, length - len(body))
+        else:
+            self._control_frames += 1
+            if length:
+                self.consumed(stream_id, length)
+        if flags & _END_STREAM:
+            stream.remote_closed = True
+            out.append(BodyEnd(stream_id))
+            if stream.local_closed:
+                self._forget(stream)
+
+    def _on_headers(self, flags: int, stream_id: int, payload: bytes, out: list[H2Event]) -> None:
+        if stream_id == 0:
+            raise _ConnectionError(PROTOCOL_ERROR, "HEADERS frame on stream 0")
+        start = 0
+        stop = len(payload)
+        pad = 0
+        if flags & _PADDED:
+            if not stop:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "padded HEADERS frame without pad length")
+            start = 1
+            pad = payload[0]
+        if flags & _PRIORITY_FLAG:
+            if stop - start < 5:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "HEADERS priority fields cut short")
+            if _u32(payload, start) & 0x7FFFFFFF == stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, f"stream {stream_id} depends on itself")
+            start += 5
+        stop -= pad
+        if stop < start:
+            raise _ConnectionError(PROTOCOL_ERROR, "HEADERS padding longer than the frame")
+        fragment = payload[start:stop]
+        if flags & _END_HEADERS:
+            self._header_block(stream_id, flags, fragment, out)
+            return
+        self._block_stream = stream_id
+        self._block_flags = flags
+        self._block_parts = [fragment]
+        self._block_size = len(fragment)
+        self._block_frames = 1
+
+    def _on_continuation(
+        self, flags: int, stream_id: int, payload: bytes, out: list[H2Event]
+    ) -> None:
+        if not self._block_stream:
+            raise _ConnectionError(PROTOCOL_ERROR, "CONTINUATION without a header block")
+        self._block_parts.append(payload)
+        self._block_size += len(payload)
+        self._block_frames += 1
+        cap = self.limits.header_list_hard_cap
+        if self._block_size > cap:
+            raise _ConnectionError(
+                ENHANCE_YOUR_CALM, f"header block over the {cap}-byte hard cap (CONTINUATION)"
+            )
+        most = cap // self.limits.max_inbound_frame_size + _CONTINUATION_SLACK
+        if self._block_frames > most:
+            raise _ConnectionError(
+                ENHANCE_YOUR_CALM, f"CONTINUATION flood: over {most} frames in one header block"
+            )
+        if flags & _END_HEADERS:
+            block = b"".join(self._block_parts)
+            self._block_parts = []
+            self._block_stream = 0
+            self._header_block(stream_id, self._block_flags, block, out)
+
+    def _header_block(self, stream_id: int, flags: int, block: bytes, out: list[H2Event]) -> None:
+        """A complete header block: a request, trailers, or a protocol error."""
+        try:
+            fields = self._decoder.decode(block)
+        except HeaderListTooLarge:
+            cap = self.limits.header_list_hard_cap
+            raise _ConnectionError(
+                ENHANCE_YOUR_CALM, f"header list over the {cap}-byte hard cap (HPACK bomb)"
+            ) from None
+        except HpackError as exc:
+            raise _ConnectionError(COMPRESSION_ERROR, f"HPACK: {exc}") from None
+        end_stream = bool(flags & _END_STREAM)
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            self._trailers(stream, end_stream, fields, out)
+            return
+        if not self._is_idle(stream_id):
+            how = self._closed.get(stream_id, -1)
+            if how == _RESET_BY_US:
+                return  # a late block on a stream we reset: its HPACK state is kept, that is all
+            if how == _RESET_BY_CLIENT:  # §5.1: after the client's RST_STREAM
+                self._send_rst(stream_id, STREAM_CLOSED)
+                return
+            if how == -1 and stream_id % 2:
+                raise _ConnectionError(
+                    PROTOCOL_ERROR,
+                    f"stream id {stream_id} is lower than stream {self._highest_inbound}"
+                    " already opened (RFC 9113 §5.1.1)",
+                )
+            raise _ConnectionError(STREAM_CLOSED, f"HEADERS on closed stream {stream_id}")
+        if stream_id % 2 == 0:
+            raise _ConnectionError(PROTOCOL_ERROR, f"HEADERS opening even stream {stream_id}")
+        self._highest_inbound = stream_id
+        self._open_request(stream_id, end_stream, fields, out)
+
+    def _trailers(
+        self, stream: _Stream, end_stream: bool, fields: Headers, out: list[H2Event]
+    ) -> None:
+        stream_id = stream.stream_id
+        if stream.remote_closed:
+            self._stream_error(stream_id, STREAM_CLOSED, out)
+            return
+        if not end_stream:  # §8.1: a second HEADERS must end the stream
+            self._stream_error(stream_id, PROTOCOL_ERROR, out)
+            return
+        problem = check(fields, trailer=True).violation
+        if problem is not None:
+            raise _ConnectionError(PROTOCOL_ERROR, problem)
+        stream.remote_closed = True
+        out.append(BodyEnd(stream_id))
+        if stream.local_closed:
+            self._forget(stream)
+
+    def _open_request(
+        self, stream_id: int, end_stream: bool, fields: Headers, out: list[H2Event]
+    ) -> None:
+        checked = check(fields)
+        if checked.violation is not None:
+            raise _ConnectionError(PROTOCOL_ERROR, checked.violation)
+        limits = self.limits
+        if self.draining and stream_id > self.last_stream_id:
+            # Opened after our GOAWAY: refused, the client may retry elsewhere.
+            self._refuse(stream_id)
+            return
+        if self._open_inbound >= limits.max_concurrent_streams:
+            # Over the advertised maximum: refuse this stream only (§5.1.2).
+            # Refusals count as resets: a client opening streams past the
+            # limit in a loop is as costly as one resetting them.
+            self._refuse(stream_id)
+            if self._count_reset():
+                out.append(self._calm("too many streams over the concurrency limit"))
+            return
+        size = sum(len(n) + len(v) for n, v in checked.fields) + 32 * len(checked.fields)
+        if size > limits.max_header_list_size:
+            limit = limits.max_header_list_size
+            reason = f"header list of {size} bytes over the {limit}-byte limit"
+            out.append(self._answer(stream_id, end_stream, 431, reason))
+            return
+        if checked.malformed is not None:
+            out.append(self._answer(stream_id, end_stream, 400, checked.malformed))
+            return
+        expected = _content_length(checked.fields)
+        if isinstance(expected, str):
+            out.append(self._answer(stream_id, end_stream, 400, expected))
+            return
+        if end_stream and expected > 0:
+            # §8.1.1: a body shorter than its Content-Length makes the request malformed.
+            self.last_stream_id = max(self.last_stream_id, stream_id)
+            self._remember(stream_id, _RESET_BY_US)
+            self._send_rst(stream_id, PROTOCOL_ERROR)
+            return
+        self._control_frames = 0  # a request is progress
+        stream = self._open_stream(stream_id)
+        stream.expected = expected
+        out.append(self._request(stream_id, checked))
+        if end_stream:
+            stream.remote_closed = True
+            out.append(BodyEnd(stream_id))
+
+    def _refuse(self, stream_id: int) -> None:
+        self._remember(stream_id, _RESET_BY_US)
+        self._send_rst(stream_id, REFUSED_STREAM)
+
+    def _send_rst(self, stream_id: int, code: int) -> None:
+        self._out.append(_frame_head(4, _RST_STREAM, 0, stream_id) + code.to_bytes(4, "big"))
+
+    def _remember(self, stream_id: int, how: int) -> None:
+        closed = self._closed
+        closed[stream_id] = how
+        if len(closed) > _CLOSED_MEMORY:
+            del closed[next(iter(closed))]
+
+    def _open_stream(self, stream_id: int) -> _Stream:
+        stream = _Stream(stream_id, self._peer_initial_window, self._local_initial_window)
+        self.streams[stream_id] = stream
+        if stream_id % 2:
+            self._open_inbound += 1
+        else:
+            self._open_pushed += 1
+        return stream
+
+    def _forget(self, stream: _Stream, how: int = _ENDED) -> None:
+        """The stream is closed both ways (or reset): it is no longer tracked."""
+        if self.streams.pop(stream.stream_id, None) is None:
+            return
+        self._remember(stream.stream_id, how)
+        if stream.stream_id % 2:
+            self._open_inbound -= 1
+        else:
+            self._open_pushed -= 1
 
     def _request(self, stream_id: int, checked: Checked) -> RequestReceived:
         self.last_stream_id = max(self.last_stream_id, stream_id)
@@ -421,45 +710,168 @@ class H2Connection:
             protocol,
         )
 
-    def _answer(self, event: h2.events.RequestReceived, status: int, reason: str) -> StreamRejected:
+    def _answer(self, stream_id: int, end_stream: bool, status: int, reason: str) -> StreamRejected:
         """Answer a stream ourselves: 431 (header list too large) or 400 (malformed)."""
-        stream_id = event.stream_id
         self.last_stream_id = max(self.last_stream_id, stream_id)
         self._streams_opened += 1
+        stream = self._open_stream(stream_id)
+        stream.remote_closed = end_stream
         body = _REJECTED_BODIES[status]
-        try:
-            if self._h2.local_flow_control_window(stream_id) < len(body):
-                body = b""  # the client's window has no room: the status alone says it
-            self._h2.send_headers(
-                stream_id,
-                [
-                    (b":status", b"%d" % status),
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", b"%d" % len(body)),
-                ],
-                end_stream=not body,
-            )
-            if body:
-                self._h2.send_data(stream_id, body, end_stream=True)
-        except h2.exceptions.ProtocolError:
-            # A later frame of the same read closed the stream (h2 reset it, for DATA
-            # after END_STREAM say) or the connection (the client's GOAWAY): there
-            # is no one left to answer. (StreamClosedError is a ProtocolError.)
-            return StreamRejected(stream_id, status, reason)
-        if event.stream_ended is not None:
-            self._answered.add(stream_id)  # its StreamEnded is not news to anyone
-        else:
+        if min(stream.send_window, self._send_window) < len(body):
+            body = b""  # the client's window has no room: the status alone says it
+        fields = [
+            (b":status", b"%d" % status),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        self._send_headers(stream, fields, not body)
+        if body:
+            self._send_data(stream, body, True)
+        if not end_stream:
             # The request body is not wanted: ask the client to stop (RFC 9113 §8.1).
-            self.reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+            self.reset(stream_id, NO_ERROR)
         return StreamRejected(stream_id, status, reason)
 
-    def _open_before(self, stream_id: int) -> int:
-        """Open client streams up to and including ``stream_id`` (the later ones are refused)."""
-        return sum(
-            1
-            for sid, stream in self._h2.streams.items()
-            if sid % 2 and sid <= stream_id and stream.open
-        )
+    def _on_rst_stream(self, stream_id: int, payload: bytes, out: list[H2Event]) -> bool:
+        """A client reset; True when the client is over the rapid-reset budget."""
+        if len(payload) != 4:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "RST_STREAM frame not 4 bytes")
+        if stream_id == 0:
+            raise _ConnectionError(PROTOCOL_ERROR, "RST_STREAM on stream 0")
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            if self._is_idle(stream_id):
+                raise _ConnectionError(PROTOCOL_ERROR, f"RST_STREAM on idle stream {stream_id}")
+            return False  # already closed: nothing to do
+        self.queue.drop(stream_id)
+        self._forget(stream, _RESET_BY_CLIENT)
+        out.append(StreamReset(stream_id, _u32(payload, 0)))
+        # Pushes the client cancels (even ids) are not a rapid reset.
+        return bool(stream_id % 2) and self._count_reset()
+
+    def _on_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, "SETTINGS frame on a stream")
+        self._control_frames += 1
+        if flags & _ACK:
+            if payload:
+                raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS acknowledgement with a payload")
+            if self._settings_unacked:
+                self._settings_unacked -= 1
+                self._our_settings_acknowledged()
+            return
+        if len(payload) % 6:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "SETTINGS frame not a multiple of 6 bytes")
+        self._apply_settings(payload)
+        self._out.append(_frame_head(0, _SETTINGS, _ACK, 0))
+        self._flush_window()  # INITIAL_WINDOW_SIZE may have grown
+
+    def _our_settings_acknowledged(self) -> None:
+        """Our INITIAL_WINDOW_SIZE now applies to the streams' receive windows (§6.9.2)."""
+        delta = self.limits.initial_window_size - self._local_initial_window
+        if delta:
+            self._local_initial_window = self.limits.initial_window_size
+            for stream in self.streams.values():
+                stream.recv_window += delta
+
+    def _apply_settings(self, payload: bytes) -> None:
+        for pos in range(0, len(payload), 6):
+            key = (payload[pos] << 8) | payload[pos + 1]
+            value = _u32(payload, pos + 2)
+            if key == _HEADER_TABLE_SIZE:
+                self._encoder.set_max_table_size(min(value, _ENCODER_TABLE_CAP))
+            elif key == _ENABLE_PUSH:
+                if value > 1:
+                    raise _ConnectionError(PROTOCOL_ERROR, f"SETTINGS_ENABLE_PUSH of {value}")
+                self._push_allowed = bool(value)
+            elif key == _MAX_CONCURRENT_STREAMS:
+                self._peer_max_streams = value
+            elif key == _INITIAL_WINDOW_SIZE:
+                if value > _MAX_WINDOW:
+                    raise _ConnectionError(
+                        FLOW_CONTROL_ERROR, f"SETTINGS_INITIAL_WINDOW_SIZE of {value}"
+                    )
+                delta = value - self._peer_initial_window
+                self._peer_initial_window = value
+                for stream in self.streams.values():
+                    stream.send_window += delta
+                    if stream.send_window > _MAX_WINDOW:
+                        raise _ConnectionError(
+                            FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE overflows a window"
+                        )
+            elif key == _MAX_FRAME_SIZE:
+                if not _DEFAULT_FRAME_SIZE <= value <= 0xFFFFFF:
+                    raise _ConnectionError(PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE of {value}")
+                self.max_outbound_frame_size = value
+            elif key == _ENABLE_CONNECT_PROTOCOL and value > 1:
+                raise _ConnectionError(
+                    PROTOCOL_ERROR, f"SETTINGS_ENABLE_CONNECT_PROTOCOL of {value}"
+                )
+            # SETTINGS_MAX_HEADER_LIST_SIZE is advisory; unknown settings are ignored (§6.5.2)
+
+    def _on_ping(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 8:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "PING frame not 8 bytes")
+        if stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, "PING frame on a stream")
+        self._control_frames += 1
+        if not flags & _ACK:
+            self._out.append(_frame_head(8, _PING, _ACK, 0) + payload)
+
+    def _on_goaway(self, stream_id: int, payload: bytes, out: list[H2Event]) -> None:
+        if stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, "GOAWAY frame on a stream")
+        if len(payload) < 8:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "GOAWAY frame under 8 bytes")
+        code = _u32(payload, 4)
+        if code:
+            self.closed = True
+        else:
+            # RFC 9113 §6.8: streams the client already opened may still be
+            # answered; no new ones come.
+            self.draining = True
+        out.append(ConnectionEnded(code, "client sent GOAWAY"))
+
+    def _on_window_update(self, stream_id: int, payload: bytes, out: list[H2Event]) -> None:
+        if len(payload) != 4:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "WINDOW_UPDATE frame not 4 bytes")
+        increment = _u32(payload, 0) & 0x7FFFFFFF
+        # Each DATA frame we sent may earn a stream and a connection
+        # WINDOW_UPDATE; the ones beyond that are control frames.
+        if self._window_credit:
+            self._window_credit -= 1
+        else:
+            self._control_frames += 1
+        if stream_id == 0:
+            if not increment:
+                raise _ConnectionError(PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
+            self._send_window += increment
+            if self._send_window > _MAX_WINDOW:
+                raise _ConnectionError(FLOW_CONTROL_ERROR, "connection window over 2^31-1")
+            self._flush_window()
+            return
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            if self._is_idle(stream_id):
+                raise _ConnectionError(PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {stream_id}")
+            return  # closed: ignored (§6.9)
+        if not increment:
+            self._stream_error(stream_id, PROTOCOL_ERROR, out)
+            return
+        stream.send_window += increment
+        if stream.send_window > _MAX_WINDOW:
+            self._stream_error(stream_id, FLOW_CONTROL_ERROR, out)
+            return
+        self._flush_stream(stream_id)
+
+    def _on_priority(self, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise _ConnectionError(PROTOCOL_ERROR, "PRIORITY frame on stream 0")
+        if len(payload) != 5:
+            raise _ConnectionError(FRAME_SIZE_ERROR, "PRIORITY frame not 5 bytes")
+        if _u32(payload, 0) & 0x7FFFFFFF == stream_id:
+            raise _ConnectionError(PROTOCOL_ERROR, f"stream {stream_id} depends on itself")
+        self._control_frames += 1  # priorities are not acted on (RFC 9113 §5.3.2)
 
     def _count_reset(self) -> bool:
         """Record a client reset; True when the client exceeded the budget."""
@@ -470,23 +882,39 @@ class H2Connection:
             resets.popleft()
         return len(resets) > self.limits.max_resets
 
-    def _count_control(self) -> None:
-        self._control_frames += 1
-
-    def _calm(self, reason: str) -> ConnectionEnded:
-        self.closed = True
-        code = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
-        self._h2.close_connection(code, last_stream_id=self.last_stream_id)
-        return ConnectionEnded(int(code), reason)
-
     # app-facing flow control -----------------------------------------------------------
 
     def consumed(self, stream_id: int, size: int) -> None:
-        """The app read ``size`` body bytes of ``stream_id``: re-open that much window."""
-        if size and not self.closed:
-            # A stream that ended meanwhile raises; the connection window is credited anyway.
-            with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-                self._h2.acknowledge_received_data(size, stream_id)
+        """The app read ``size`` body bytes of ``stream_id``: re-open that much window.
+
+        WINDOW_UPDATE goes out once half a window is owed (stream and
+        connection apart), not for every small read.
+        """
+        if size <= 0 or self.closed:
+            return
+        self._credit_connection(size)
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.remote_closed:
+            return  # no more body comes on it: only the connection's window matters
+        stream.recv_unacked += size
+        if stream.recv_unacked * 2 >= self._local_initial_window or stream.recv_window <= 0:
+            credit = stream.recv_unacked
+            stream.recv_unacked = 0
+            stream.recv_window += credit
+            self._window_update(stream_id, credit)
+
+    def _credit_connection(self, size: int) -> None:
+        self._recv_unacked += size
+        if self._recv_unacked * 2 >= self._connection_window or self._recv_window <= 0:
+            credit = self._recv_unacked
+            self._recv_unacked = 0
+            self._recv_window += credit
+            self._window_update(0, credit)
+
+    def _window_update(self, stream_id: int, increment: int) -> None:
+        self._out.append(
+            _frame_head(4, _WINDOW_UPDATE, 0, stream_id) + increment.to_bytes(4, "big")
+        )
 
     # sending -------------------------------------------------------------------------------
 
@@ -500,26 +928,65 @@ class H2Connection:
     ) -> None:
         """Response head (final or 1xx).  Connection-specific fields are dropped."""
         fields = [(b":status", b"%d" % status), *(headers if checked else response_fields(headers))]
-        self._h2.send_headers(stream_id, fields, end_stream=end)
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.local_closed:
+            return  # reset meanwhile: nobody to answer
+        self._send_headers(stream, fields, end)
+
+    def _send_headers(self, stream: _Stream, fields: Headers, end: bool) -> None:
+        block = self._encoder.encode(fields)
+        flags = _END_STREAM if end else 0
+        self._header_frames(_HEADERS, flags, stream.stream_id, block)
+        if end:
+            self._end_local(stream)
+
+    def _header_frames(self, ftype: int, flags: int, stream_id: int, block: bytes) -> None:
+        """HEADERS or PUSH_PROMISE, with CONTINUATION frames past the peer's frame size."""
+        size = self.max_outbound_frame_size
+        out = self._out
+        if len(block) <= size:
+            out.append(_frame_head(len(block), ftype, flags | _END_HEADERS, stream_id) + block)
+            return
+        out.append(_frame_head(size, ftype, flags, stream_id) + block[:size])
+        for start in range(size, len(block), size):
+            piece = block[start : start + size]
+            last = start + size >= len(block)
+            head = _frame_head(len(piece), _CONTINUATION, _END_HEADERS if last else 0, stream_id)
+            out.append(head + piece)
+
+    def _send_data(self, stream: _Stream, data: bytes, end: bool) -> None:
+        size = len(data)
+        self._out.append(_frame_head(size, _DATA, _END_STREAM if end else 0, stream.stream_id))
+        if size:
+            self._out.append(data)
+            stream.send_window -= size
+            self._send_window -= size
+            self._control_frames = 0  # progress
+            self._window_credit = min(self._window_credit + 2, _MAX_WINDOW_CREDIT)
+        if end:
+            self._end_local(stream)
+
+    def _end_local(self, stream: _Stream) -> None:
+        stream.local_closed = True
+        if stream.remote_closed:
+            self._forget(stream)
 
     def send_body(self, stream_id: int, data: bytes, end: bool = False) -> None:
         """Body bytes; what the windows do not allow now is queued (see ``pending``)."""
         if not self.queue.has(stream_id):
             # Nothing queued before it: if it fits the windows and one frame,
             # it goes out now, as _flush_stream would send it, without queueing.
-            conn = self._h2
+            stream = self.streams.get(stream_id)
+            if stream is None or stream.local_closed:
+                return  # the stream is gone: nothing to send it on
             size = len(data)
-            if size <= conn.max_outbound_frame_size:
-                try:
-                    window = conn.local_flow_control_window(stream_id)
-                except h2.exceptions.StreamClosedError:
-                    return  # the stream is gone: nothing to send it on
-                if size <= window:
-                    conn.send_data(stream_id, data, end_stream=end)
-                    if size:
-                        self._control_frames = 0  # progress
-                        self._window_credit = min(self._window_credit + 2, _MAX_WINDOW_CREDIT)
-                    return
+            if (
+                size <= self.max_outbound_frame_size
+                and size <= stream.send_window
+                and size <= self._send_window
+            ):
+                self._send_data(stream, data, end)
+                return
         self.queue.push(stream_id, data, end)
         self._flush_stream(stream_id)
 
@@ -532,19 +999,30 @@ class H2Connection:
         self.queue.push_trailers(stream_id, trailers)
         self._flush_stream(stream_id)
 
-    def reset(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.INTERNAL_ERROR) -> None:
+    def reset(self, stream_id: int, error_code: int = INTERNAL_ERROR) -> None:
         """Abort one stream (RST_STREAM)."""
         self.queue.drop(stream_id)
-        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            self._h2.reset_stream(stream_id, error_code)
+        if self.closed:
+            return
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return  # closed already: nothing may be sent on it
+        self._forget(stream, _RESET_BY_US)
+        self._send_rst(stream_id, error_code)
 
     def push(
         self, stream_id: int, path: bytes, authority: bytes, scheme: bytes, headers: Headers
     ) -> int | None:
         """Server push of a GET ``path``; returns the promised stream id, or None if refused."""
-        if not self._push_allowed:
+        if not self._push_allowed or self.closed or self.draining:
             return None
-        promised = self._h2.get_next_available_stream_id()
+        parent = self.streams.get(stream_id)
+        if parent is None or parent.local_closed or stream_id % 2 == 0:
+            return None
+        if self._open_pushed >= self._peer_max_streams or self._next_push_id > _MAX_WINDOW:
+            return None
+        promised = self._next_push_id
+        self._next_push_id += 2
         request = [
             (b":method", b"GET"),
             (b":path", path),
@@ -552,10 +1030,10 @@ class H2Connection:
             (b":scheme", scheme),
             *response_fields(headers),
         ]
-        try:
-            self._h2.push_stream(stream_id, promised, request)
-        except h2.exceptions.ProtocolError:
-            return None
+        block = promised.to_bytes(4, "big") + self._encoder.encode(request)
+        self._header_frames(_PUSH_PROMISE, 0, stream_id, block)
+        stream = self._open_stream(promised)
+        stream.remote_closed = True  # reserved (local): the client sends nothing on it
         return promised
 
     @property
@@ -566,31 +1044,34 @@ class H2Connection:
     def goaway(self, error_code: int = 0) -> None:
         """GOAWAY with the last stream id we processed.
 
-        A graceful GOAWAY (NO_ERROR) is written by us, not through h2, whose
-        ``close_connection`` closes the state machine and would stop the open
-        streams from finishing; streams the client opens after it are refused.
+        A graceful GOAWAY (NO_ERROR) lets the open streams finish; streams the
+        client opens after it are refused.
         """
         if self.closed or self.draining:
             return
         if error_code:
             self.closed = True
-            self._h2.close_connection(error_code, last_stream_id=self.last_stream_id)
-            return
-        self.draining = True
-        frame = GoAwayFrame(0)
-        frame.last_stream_id = self.last_stream_id
-        frame.error_code = 0
-        self._early.append(frame.serialize())
+        else:
+            self.draining = True
+        self._goaway_frame(self.last_stream_id, error_code)
+
+    def _goaway_frame(self, last_stream_id: int, error_code: int) -> None:
+        self._out.append(
+            _frame_head(8, _GOAWAY, 0, 0)
+            + last_stream_id.to_bytes(4, "big")
+            + error_code.to_bytes(4, "big")
+        )
 
     def pending(self, stream_id: int) -> int:
         """Body bytes of ``stream_id`` waiting for flow-control window."""
         return self.queue.pending(stream_id)
 
     def data_to_send(self) -> bytes:
-        data = self._h2.data_to_send()
-        if self._early:
-            data = b"".join(self._early) + data
-            self._early.clear()
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         return data
 
     # the scheduler ---------------------------------------------------------------------------
@@ -600,29 +1081,24 @@ class H2Connection:
             self._flush_stream(stream_id)
 
     def _flush_stream(self, stream_id: int) -> None:
-        conn = self._h2
         queue = self.queue
         while True:
             item = queue.peek(stream_id)
             if item is None:
                 return
+            stream = self.streams.get(stream_id)
+            if stream is None or stream.local_closed:
+                queue.drop(stream_id)
+                return
             data, end, trailers = item
             if trailers is not None:
                 queue.pop(stream_id, 0)
-                conn.send_headers(stream_id, trailers, end_stream=True)
+                self._send_headers(stream, trailers, True)
                 continue
-            try:
-                window = conn.local_flow_control_window(stream_id)
-            except h2.exceptions.StreamClosedError:
-                queue.drop(stream_id)
-                return
-            size = min(len(data), window, conn.max_outbound_frame_size)
+            window = min(stream.send_window, self._send_window)
+            size = min(len(data), window, self.max_outbound_frame_size)
             if size <= 0 and data:
                 return  # wait for WINDOW_UPDATE
-            chunk = data[:size]
             last = end and size == len(data)
-            conn.send_data(stream_id, chunk, end_stream=last)
+            self._send_data(stream, data[:size] if size < len(data) else data, last)
             queue.pop(stream_id, size)
-            if size:
-                self._control_frames = 0  # progress
-                self._window_credit = min(self._window_credit + 2, _MAX_WINDOW_CREDIT)
