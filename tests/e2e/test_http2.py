@@ -79,7 +79,8 @@ async def _read_body(receive: Any, delay: float = 0.0) -> tuple[bytes, list[int]
 
 
 async def basic_app(scope: Scope, receive: Any, send: Any) -> None:
-    """/scope: the scope as JSON; /echo: digest of the body; /big?n=N: N bytes; else "ok"."""
+    """/scope: the scope as JSON; /echo: digest of the body; /big?n=N: N bytes;
+    /no-read: answered without reading the body; else "ok"."""
     assert scope["type"] == "http"
     path = scope["path"]
     if path == "/scope":
@@ -95,6 +96,8 @@ async def basic_app(scope: Scope, receive: Any, send: Any) -> None:
             "receives": len(sizes),
         }
         await _respond(send, json.dumps(result).encode(), ctype=b"application/json")
+    elif path == "/no-read":
+        await _respond(send, b"not reading that")  # answers without reading the body
     elif path == "/big":
         await _read_body(receive)
         size = int(scope["query_string"].split(b"=")[1])
@@ -457,6 +460,25 @@ def test_uploads_on_two_streams_at_once(live: Live, clients: list[H2Client]) -> 
     ra, rb = client.response(sa, 30), client.response(sb, 30)
     assert json.loads(bytes(ra.body))["sha256"] == hashlib.sha256(a).hexdigest()
     assert json.loads(bytes(rb.body))["sha256"] == hashlib.sha256(b).hexdigest()
+
+
+def test_upload_the_app_does_not_read_is_stopped_after_the_response(
+    live: Live, clients: list[H2Client]
+) -> None:
+    """RFC 9113 §8.1: the response is complete, the rest of the body is refused with
+    RST_STREAM(NO_ERROR): the client stops sending and the stream's slot is free."""
+    server = live(basic_app)
+    client = h2_client(server, clients)
+    stream_id = client.request("POST", "/no-read", end=False)
+    client.send_body(stream_id, b"x" * 1000, end=False)
+    response = client.response(stream_id)
+    client.wait_for(lambda: response.reset is not None)
+    assert response.status == 200
+    assert bytes(response.body) == b"not reading that"
+    assert response.ended  # the whole response came first
+    assert response.reset == 0  # NO_ERROR
+    follow = client.response(client.request("GET", "/"))  # the connection goes on
+    assert bytes(follow.body) == b"ok"
 
 
 def test_response_larger_than_the_window_is_delivered(live: Live, clients: list[H2Client]) -> None:

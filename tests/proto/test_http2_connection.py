@@ -26,6 +26,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived
 from bascule.proto.http2.connection import (
     ConnectionEnded,
@@ -1123,3 +1124,64 @@ def test_upgrade_settings_are_applied_and_stream_one_is_open() -> None:
 def test_bad_upgrade_settings_raise_value_error(header: bytes) -> None:
     with pytest.raises(ValueError, match=r"HTTP2-Settings|SETTINGS_ENABLE_PUSH"):
         H2Connection().initiate_upgrade(header)
+
+
+def test_unread_upload_is_refused_once_the_response_is_out() -> None:
+    """RFC 9113 §8.1: the app answered without reading the body: RST_STREAM(NO_ERROR) after
+    the response, so the upload stops and the stream slot is free."""
+    pair = Pair()
+    stream_id, _ = pair.open("POST", "/upload", end=False)
+    pair.server.send_head(stream_id, 200, [(b"content-length", b"100000")])
+    pair.server.send_body(stream_id, b"r" * 100_000, end=True)  # more than the client's window
+    pair.server.finish(stream_id)  # the app is done; the response is still queued
+    assert pair.server.pending(stream_id)
+    fresh = pair.to_client()
+    assert not any(isinstance(e, h2.events.StreamReset) for e in fresh)  # not before the body
+    events = list(fresh)
+    for _ in range(10):
+        for event in fresh:  # the client reads: its WINDOW_UPDATEs release the rest
+            if isinstance(event, h2.events.DataReceived) and event.flow_controlled_length:
+                pair.client.acknowledge_received_data(event.flow_controlled_length, stream_id)
+        pair.to_server()
+        fresh = pair.to_client()
+        events += fresh
+        if any(isinstance(e, h2.events.StreamReset) for e in fresh):
+            break
+    assert body_of(events, stream_id) == b"r" * 100_000
+    resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [(stream_id, 0)]
+    assert stream_id not in pair.server.streams
+
+
+def test_finished_stream_whose_request_ended_is_not_reset() -> None:
+    pair = Pair()
+    stream_id, _ = pair.open()  # GET, END_STREAM
+    pair.server.send_head(stream_id, 204, [], end=True)
+    pair.server.finish(stream_id)
+    assert not any(isinstance(e, h2.events.StreamReset) for e in pair.to_client())
+
+
+def test_connection_credit_owed_is_released_before_the_window_runs_dry() -> None:
+    """Credit one stream's app gave back goes out once the connection window is below half,
+    even if the bytes that drained it belong to a stream whose app does not read."""
+    pair = Pair(Http2Limits(max_concurrent_streams=2, initial_window_size=65535))
+    reader, _ = pair.open("POST", "/a", end=False)
+    idle, _ = pair.open("POST", "/b", end=False)  # connection window: 2 x 65,535
+    pair.client.send_data(reader, b"a" * 16384)
+    pair.client.send_data(reader, b"a" * 16384)
+    pair.to_server()
+    pair.server.consumed(reader, 20_000)  # under half of either window: nothing sent yet
+    assert frames(pair.server.data_to_send()) == []
+    for _ in range(4):
+        pair.client.send_data(idle, b"b" * 16000)  # the idle stream's app reads none of it
+    pair.to_server()
+    updates = [f for f in frames(pair.server.data_to_send()) if isinstance(f, WindowUpdateFrame)]
+    assert [(f.stream_id, f.window_increment) for f in updates] == [(0, 20_000)]
+
+
+def test_push_path_with_control_characters_is_refused() -> None:
+    pair = Pair()
+    stream_id, _ = pair.open()
+    with pytest.raises(LocalProtocolError):
+        pair.server.push(stream_id, b"/a\r\nx: y", b"example.com", b"https", [])
+    assert pair.server.data_to_send() == b""

@@ -350,9 +350,15 @@ class H2WebSocket:
     def resume_reading(self) -> None:
         self.reading_paused = False
         if self.held_credit:
+            self.release_credit()
+            self.h2driver.flush()
+
+    def release_credit(self) -> None:
+        """Give back the window held while reading was paused (once the stream ends too:
+        for a stream that is gone it still credits the connection)."""
+        if self.held_credit:
             self.h2driver.h2.consumed(self.stream_id, self.held_credit)
             self.held_credit = 0
-            self.h2driver.flush()
 
     def set_protocol(self, protocol: object) -> None:
         """Data is routed by stream id; nothing to switch."""
@@ -569,6 +575,9 @@ class H2Driver(asyncio.Protocol):
         server.tasks.add(task)
 
     def ws_finished(self, carrier: H2WebSocket) -> None:
+        if carrier.held_credit:
+            carrier.release_credit()
+            self.flush()
         if self.websockets.get(carrier.stream_id) is carrier:
             del self.websockets[carrier.stream_id]
         if not self.streams and not self.websockets:
@@ -609,6 +618,7 @@ class H2Driver(asyncio.Protocol):
         carrier = self.websockets.pop(stream_id, None)
         if carrier is not None:
             carrier.closing = True
+            carrier.release_credit()
             if carrier.session is not None:
                 carrier.session.connection_lost(None)
             return
@@ -642,6 +652,7 @@ class H2Driver(asyncio.Protocol):
 
     def stream_finished(self, stream: H2Stream) -> None:
         self._give_back_window(stream)
+        self.h2.finish(stream.stream_id)
         self.flush()
         if self.streams.get(stream.stream_id) is stream:
             del self.streams[stream.stream_id]

@@ -170,6 +170,7 @@ class _Stream:
     """What the connection keeps of one stream."""
 
     __slots__ = (
+        "abandoned",
         "expected",
         "local_closed",
         "received",
@@ -193,6 +194,8 @@ class _Stream:
         #: The request's Content-Length (-1: none) and the body bytes received so far.
         self.expected = -1
         self.received = 0
+        #: The app is done: once the response is out, the rest of the request body is refused.
+        self.abandoned = False
 
 
 def _content_length(fields: Headers) -> int | str:
@@ -426,13 +429,21 @@ class H2Connection:
         return ConnectionEnded(ENHANCE_YOUR_CALM, reason)
 
     def _stream_error(self, stream_id: int, code: int, out: list[H2Event]) -> None:
-        """Reset one stream for the client's error; the app sees a disconnect."""
+        """Reset one stream for the client's error; the app sees a disconnect.
+
+        A reset the client provokes costs us what its own RST_STREAM would (the
+        app's task is cancelled): it counts against the same budget (the
+        "MadeYouReset" pattern, CVE-2025-8671).
+        """
         stream = self.streams.get(stream_id)
         if stream is None:
             self._send_rst(stream_id, code)
+            self._control_frames += 1
             return
         self.reset(stream_id, code)
         out.append(StreamReset(stream_id, code))
+        if stream_id % 2 and self._count_reset():
+            out.append(self._calm("too many stream errors provoked by the client"))
 
     def _is_idle(self, stream_id: int) -> bool:
         """No stream ``stream_id`` was ever opened (or promised)."""
@@ -449,6 +460,10 @@ class H2Connection:
         self._recv_window -= length
         if self._recv_window < 0:
             raise _ConnectionError(FLOW_CONTROL_ERROR, "DATA beyond the connection window")
+        if self._recv_unacked and self._recv_window * 2 < self._connection_window:
+            # Credit owed by streams whose apps read goes back before the window runs
+            # dry on streams whose apps do not (no consumed() call may come to send it).
+            self._credit_connection(0)
         body = payload
         if flags & _PADDED:
             if not length:
@@ -463,6 +478,7 @@ class H2Connection:
                 raise _ConnectionError(PROTOCOL_ERROR, f"DATA on idle stream {stream_id}")
             # closed: its window is nobody's, give the connection's back at once
             self._credit_connection(length)
+            self._control_frames += 1  # no progress: a flood of these is a control flood
             if self._closed.get(stream_id) != _RESET_BY_US:  # §5.1: STREAM_CLOSED
                 self._send_rst(stream_id, STREAM_CLOSED)
             return
@@ -571,6 +587,7 @@ class H2Connection:
             return
         if not self._is_idle(stream_id):
             how = self._closed.get(stream_id, -1)
+            self._control_frames += 1  # a late block is no progress
             if how == _RESET_BY_US:
                 return  # a late block on a stream we reset: its HPACK state is kept, that is all
             if how == _RESET_BY_CLIENT:  # §5.1: after the client's RST_STREAM
@@ -601,6 +618,10 @@ class H2Connection:
         problem = check(fields, trailer=True).violation
         if problem is not None:
             raise _ConnectionError(PROTOCOL_ERROR, problem)
+        if stream.expected >= 0 and stream.received != stream.expected:
+            # §8.1.1: the body ended (by trailers) short of its Content-Length.
+            self._stream_error(stream_id, PROTOCOL_ERROR, out)
+            return
         stream.remote_closed = True
         out.append(BodyEnd(stream_id))
         if stream.local_closed:
@@ -643,6 +664,8 @@ class H2Connection:
             self.last_stream_id = max(self.last_stream_id, stream_id)
             self._remember(stream_id, _RESET_BY_US)
             self._send_rst(stream_id, PROTOCOL_ERROR)
+            if self._count_reset():
+                out.append(self._calm("too many stream errors provoked by the client"))
             return
         self._control_frames = 0  # a request is progress
         stream = self._open_stream(stream_id)
@@ -905,7 +928,10 @@ class H2Connection:
 
     def _credit_connection(self, size: int) -> None:
         self._recv_unacked += size
-        if self._recv_unacked * 2 >= self._connection_window or self._recv_window <= 0:
+        if self._recv_unacked and (
+            self._recv_unacked * 2 >= self._connection_window
+            or self._recv_window * 2 < self._connection_window
+        ):
             credit = self._recv_unacked
             self._recv_unacked = 0
             self._recv_window += credit
@@ -970,6 +996,23 @@ class H2Connection:
         stream.local_closed = True
         if stream.remote_closed:
             self._forget(stream)
+        elif stream.abandoned:
+            self.reset(stream.stream_id, NO_ERROR)
+
+    def finish(self, stream_id: int) -> None:
+        """The app is done with ``stream_id``.
+
+        If the client is still sending the request body, it is asked to stop
+        (RST_STREAM NO_ERROR, RFC 9113 §8.1) once the response is complete, so
+        an unread upload neither keeps its stream slot nor earns window.
+        """
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.remote_closed:
+            return
+        if stream.local_closed:
+            self.reset(stream_id, NO_ERROR)
+        else:
+            stream.abandoned = True
 
     def send_body(self, stream_id: int, data: bytes, end: bool = False) -> None:
         """Body bytes; what the windows do not allow now is queued (see ``pending``)."""
@@ -1021,6 +1064,8 @@ class H2Connection:
             return None
         if self._open_pushed >= self._peer_max_streams or self._next_push_id > _MAX_WINDOW:
             return None
+        if BAD_VALUE.search(path + b"\t" + authority):
+            raise_first_bad([(b":path", path), (b":authority", authority)])
         promised = self._next_push_id
         self._next_push_id += 2
         request = [
@@ -1096,9 +1141,11 @@ class H2Connection:
                 self._send_headers(stream, trailers, True)
                 continue
             window = min(stream.send_window, self._send_window)
-            size = min(len(data), window, self.max_outbound_frame_size)
-            if size <= 0 and data:
+            # A window may be negative (a SETTINGS that shrank it, §6.9.2): nothing goes
+            # until it is positive again, but an empty END_STREAM needs no window.
+            size = max(0, min(len(data), window, self.max_outbound_frame_size))
+            if size == 0 and data:
                 return  # wait for WINDOW_UPDATE
             last = end and size == len(data)
+            queue.pop(stream_id, size)  # before sending: an END_STREAM may reset the stream
             self._send_data(stream, data[:size] if size < len(data) else data, last)
-            queue.pop(stream_id, size)
