@@ -1185,3 +1185,19 @@ def test_push_path_with_control_characters_is_refused() -> None:
     with pytest.raises(LocalProtocolError):
         pair.server.push(stream_id, b"/a\r\nx: y", b"example.com", b"https", [])
     assert pair.server.data_to_send() == b""
+
+
+def test_large_frame_in_many_small_reads_arrives_whole() -> None:
+    """An incomplete frame is kept in pieces and joined once it is complete."""
+    limits = Http2Limits(max_inbound_frame_size=131_072, initial_window_size=200_000)
+    pair = Pair(limits)
+    stream_id, _ = pair.open("POST", "/upload", end=False)
+    body = bytes(range(256)) * 400  # 102,400 bytes in one DATA frame
+    data = raw_frame(len(body), 0x0, 0x1, stream_id, body)
+    events: list[H2Event] = []
+    for start in range(0, len(data), 1000):
+        events += pair.server.receive_data(data[start : start + 1000])
+    chunks = [e for e in events if isinstance(e, BodyChunk)]
+    assert [len(c.data) for c in chunks] == [len(body)]
+    assert chunks[0].data == body
+    assert isinstance(events[-1], BodyEnd)

@@ -230,7 +230,10 @@ class H2Connection:
         self._decoder = Decoder(limits.header_list_hard_cap)
         self._encoder = Encoder()
         self._out: list[bytes] = []
-        self._rest = b""
+        #: An incomplete frame: its pieces, their size, and the size the frame needs.
+        self._rest: list[bytes] = []
+        self._rest_size = 0
+        self._rest_need = 0
         self._preface_left = len(PREFACE)
         self._settings_seen = False
         # peer's settings
@@ -325,8 +328,14 @@ class H2Connection:
             return []
         out: list[H2Event] = []
         if self._rest:
-            data = self._rest + data
-            self._rest = b""
+            # An incomplete frame waits in pieces until the bytes it needs are there:
+            # a large frame arriving in small reads is joined once, not once per read.
+            self._rest.append(data)
+            self._rest_size += len(data)
+            if self._rest_size < self._rest_need:
+                return out
+            data = b"".join(self._rest)
+            self._rest = []
         pos = 0
         end = len(data)
         try:
@@ -345,6 +354,7 @@ class H2Connection:
                     )
                 stop = pos + 9 + length
                 if stop > end:
+                    self._rest_need = stop - pos
                     break
                 ftype = data[pos + 3]
                 flags = data[pos + 4]
@@ -401,7 +411,10 @@ class H2Connection:
         except _ConnectionError as exc:
             return [self._fail(exc.code, exc.reason)]
         if pos < end:
-            self._rest = data[pos:]
+            if end - pos < 9:
+                self._rest_need = 9  # the frame header itself is incomplete
+            self._rest = [data[pos:]]
+            self._rest_size = end - pos
         return out
 
     def _preface(self, data: bytes) -> int:
@@ -416,7 +429,7 @@ class H2Connection:
     def _fail(self, code: int, reason: str) -> ConnectionEnded:
         """A connection error: GOAWAY with ``code``, and nothing more is read."""
         self.closed = True
-        self._rest = b""
+        self._rest = []
         self._block_parts = []
         self._goaway_frame(max(self.last_stream_id, self._highest_inbound), code)
         if code in (FRAME_SIZE_ERROR, ENHANCE_YOUR_CALM):
