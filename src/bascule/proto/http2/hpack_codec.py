@@ -298,20 +298,13 @@ def _encode_string(out: bytearray, data: bytes) -> None:
     out += coded
 
 
-class Decoder:
-    """Decodes the header blocks of one connection (RFC 7541 §3).
+class _Table:
+    """The dynamic table both sides keep (§2.3.2): entries oldest first, live from ``_first``."""
 
-    ``max_header_list_size`` caps each decoded list (see the module's notes);
-    ``max_table_size`` is the SETTINGS_HEADER_TABLE_SIZE we advertise, the
-    largest table the peer may ask for with a size update (§6.3).
-    """
-
-    def __init__(self, max_header_list_size: int, max_table_size: int = DEFAULT_TABLE_SIZE) -> None:
-        self._max_header_list_size = max_header_list_size
-        self._max_allowed_size = max_table_size
-        self._max_size = max_table_size  # the table's current maximum (§4.2)
+    def __init__(self, max_size: int) -> None:
+        self._max_size = max_size  # the table's current maximum (§4.2)
         self._size = 0
-        self._entries: list[Field] = []  # oldest first; live from _first on
+        self._entries: list[Field] = []
         self._first = 0
 
     @property
@@ -323,6 +316,20 @@ class Decoder:
     def table_size(self) -> int:
         """The dynamic table's size (§4.1)."""
         return self._size
+
+
+class Decoder(_Table):
+    """Decodes the header blocks of one connection (RFC 7541 §3).
+
+    ``max_header_list_size`` caps each decoded list (see the module's notes);
+    ``max_table_size`` is the SETTINGS_HEADER_TABLE_SIZE we advertise, the
+    largest table the peer may ask for with a size update (§6.3).
+    """
+
+    def __init__(self, max_header_list_size: int, max_table_size: int = DEFAULT_TABLE_SIZE) -> None:
+        super().__init__(max_table_size)
+        self._max_header_list_size = max_header_list_size
+        self._max_allowed_size = max_table_size
 
     def decode(self, block: bytes) -> list[Field]:
         """The header list of one complete header block (HEADERS + CONTINUATION)."""
@@ -409,7 +416,7 @@ class Decoder:
         self._first = first
 
 
-class Encoder:
+class Encoder(_Table):
     """Encodes the header blocks of one connection (RFC 7541 §3).
 
     What each field becomes (§6): an index when the table holds the whole
@@ -420,26 +427,13 @@ class Encoder:
     """
 
     def __init__(self) -> None:
-        self._max_size = DEFAULT_TABLE_SIZE
-        self._size = 0
-        self._entries: list[Field] = []  # oldest first; live from _first on
-        self._first = 0
+        super().__init__(DEFAULT_TABLE_SIZE)
         self._base = 0  # the insertion number of _entries[0]
         self._inserted = 0  # the insertion number of the next entry
         self._fields: dict[Field, int] = {}  # field -> insertion number of its newest copy
         self._names: dict[bytes, int] = {}  # name -> insertion number of its newest entry
         self._update_pending = False  # a size update is owed at the start of the next block
         self._smallest_size = 0  # the smallest maximum since the last block (if owed)
-
-    @property
-    def table(self) -> list[Field]:
-        """The dynamic table, newest entry (index 62) first."""
-        return self._entries[self._first :][::-1]
-
-    @property
-    def table_size(self) -> int:
-        """The dynamic table's size (§4.1)."""
-        return self._size
 
     def set_max_table_size(self, size: int) -> None:
         """Follow the peer's SETTINGS_HEADER_TABLE_SIZE (up to :data:`ENCODER_TABLE_LIMIT`).
