@@ -57,8 +57,21 @@ class SwitchingTransport(CountingTransport):
         return self.protocol
 
 
+_READS: dict[int, list[bytes]] = {}
+
+
 def client_reads(rounds: int) -> list[bytes]:
-    """What one h2load-like client sends: the preface, then ``rounds`` reads of 10 requests."""
+    """What one h2load-like client sends: the preface, then ``rounds`` reads of 10 requests.
+
+    Every connection sends the same bytes (its own HPACK state starts empty): they
+    are encoded once per run length and shared.
+    """
+    if rounds not in _READS:
+        _READS[rounds] = _encode_reads(rounds)
+    return _READS[rounds]
+
+
+def _encode_reads(rounds: int) -> list[bytes]:
     client = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=True, header_encoding=None)
     )

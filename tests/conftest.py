@@ -22,6 +22,8 @@ class LiveServer:
     def __init__(self, app: Any, **options: Any) -> None:
         options.setdefault("port", 0)
         options.setdefault("lifespan", "off")
+        # The server shares the test process: do not freeze the suite's objects.
+        options.setdefault("gc_freeze", False)
         self.config = Config(app=app, **options).validate()
         self.server = Server(self.config, app)
         self.loop: asyncio.AbstractEventLoop | None = None

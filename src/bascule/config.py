@@ -140,6 +140,11 @@ class Config:
         LoopChoice.AUTO, "event loop: auto (uvloop when installed), asyncio, uvloop"
     )
     log_level: LogLevel = _opt(LogLevel.INFO, "level of the bascule.error logger")
+    gc_freeze: bool = _opt(
+        True,
+        "once started (app imported, lifespan done), move every object so far to the "
+        "garbage collector's permanent generation (gc.freeze): collections stop re-scanning them",
+    )
     access_log: bool = _opt(True, "one line per response on the bascule.access logger")
     access_log_format: str | None = _opt(
         None,

@@ -137,6 +137,19 @@ def test_lifespan_state_is_copied_into_each_request(tmp_path: Path) -> None:
 # shutdown -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("flag", ["", "--no-gc-freeze"])
+def test_objects_of_startup_are_frozen_for_the_collector(tmp_path: Path, flag: str) -> None:
+    """--gc-freeze (the default): what exists once the server started (the app, its imports,
+    the server) is moved to the permanent generation, so collections stop rescanning it."""
+    args = ["e2e_app:app", *APP, *PORT0, *([flag] if flag else [])]
+    with start_bascule(args, tmp_path) as server:
+        frozen = int(httpx.get(f"{server.url}/gc-frozen", timeout=HTTP_TIMEOUT).text)
+    if flag:
+        assert frozen == 0
+    else:
+        assert frozen > 10_000  # the interpreter, asyncio, bascule and the app
+
+
 def test_sigterm_runs_lifespan_shutdown_and_exits_0(tmp_path: Path) -> None:
     marker = tmp_path / "shutdown-marker"
     env = {"BASCULE_E2E_SHUTDOWN_MARKER": str(marker)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -261,6 +262,12 @@ class Server:
                 state.lifespan_state = lifespan.state
             if not self.should_exit.is_set():
                 await self._listen(state, announce)
+                if config.gc_freeze:
+                    # What exists now (the app, its imports, the server) lives as long as
+                    # the process: the collector need not scan it again. Under many
+                    # streams in flight, full collections rescanned it (docs/performance.md).
+                    gc.collect()
+                    gc.freeze()
                 if on_ready is not None:
                     on_ready()
                 ticker = loop.create_task(self._tick_forever(state))

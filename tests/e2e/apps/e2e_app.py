@@ -13,6 +13,7 @@ named by ``$BASCULE_E2E_SHUTDOWN_MARKER`` when it is set.
 """
 
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -60,6 +61,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         print(f"e2e: sleeping {seconds}s", file=sys.stderr, flush=True)
         await asyncio.sleep(seconds)
         await _respond(send, 200, SLEEP_BODY)
+    elif route == "/gc-frozen":  # objects the server moved to the permanent generation
+        await _respond(send, 200, b"%d" % gc.get_freeze_count())
     elif route == "/body":
         size = 0
         while True:
