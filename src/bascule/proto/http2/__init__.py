@@ -1,1 +1,1 @@
-"""HTTP/2 server side, sans I/O: the ``h2`` package behind bascule's neutral events."""
+"""HTTP/2 server side, sans I/O: bascule's own engine and HPACK codec, producing neutral events."""

@@ -1,11 +1,12 @@
 """Request header blocks received over HTTP/2: checked once, in one pass, then read.
 
-h2's own inbound pipeline (``validate_inbound_headers`` / ``normalize_inbound_headers``)
-is switched off in ``connection.py``: it ran seven generators per field and was
-about a fifth of the CPU per request.  Every check it made is here, once, with
-the outcome h2 gave it; bascule's own checks follow in the same pass.
+bascule's engine (``connection.py``) calls :func:`check` for every request head
+and trailer block.  The checks are those the ``h2`` package's inbound pipeline
+(``validate_inbound_headers`` / ``normalize_inbound_headers``) made when bascule
+ran on it, moved here in one pass with the same outcomes (tests compare them
+with a stock ``h2``); bascule's own checks follow in the same pass.
 
-Two outcomes, as before the move (:func:`check` returns both reasons):
+Two outcomes (:func:`check` returns both reasons):
 
 - what h2 refused (RFC 9113 §8.2, §8.3) is a connection error,
   ``PROTOCOL_ERROR`` (``Checked.violation``);
