@@ -441,18 +441,14 @@ class H2Connection:
         self._goaway_frame(self.last_stream_id, ENHANCE_YOUR_CALM)
         return ConnectionEnded(ENHANCE_YOUR_CALM, reason)
 
-    def _stream_error(self, stream_id: int, code: int, out: list[H2Event]) -> None:
-        """Reset one stream for the client's error; the app sees a disconnect.
+    def _stream_error(self, stream: _Stream, code: int, out: list[H2Event]) -> None:
+        """Reset an open stream for the client's error; the app sees a disconnect.
 
         A reset the client provokes costs us what its own RST_STREAM would (the
         app's task is cancelled): it counts against the same budget (the
         "MadeYouReset" pattern, CVE-2025-8671).
         """
-        stream = self.streams.get(stream_id)
-        if stream is None:
-            self._send_rst(stream_id, code)
-            self._control_frames += 1
-            return
+        stream_id = stream.stream_id
         self.reset(stream_id, code)
         out.append(StreamReset(stream_id, code))
         if stream_id % 2 and self._count_reset():
@@ -473,10 +469,10 @@ class H2Connection:
         self._recv_window -= length
         if self._recv_window < 0:
             raise _ConnectionError(FLOW_CONTROL_ERROR, "DATA beyond the connection window")
-        if self._recv_unacked and self._recv_window * 2 < self._connection_window:
-            # Credit owed by streams whose apps read goes back before the window runs
-            # dry on streams whose apps do not (no consumed() call may come to send it).
-            self._credit_connection(0)
+        # Credit owed by streams whose apps read goes back once the window is below
+        # half, before it runs dry on streams whose apps do not (no consumed() call
+        # may come to send it).
+        self._credit_connection(0)
         body = payload
         if flags & _PADDED:
             if not length:
@@ -497,7 +493,7 @@ class H2Connection:
             return
         if stream.remote_closed:
             self._credit_connection(length)
-            self._stream_error(stream_id, STREAM_CLOSED, out)
+            self._stream_error(stream, STREAM_CLOSED, out)
             return
         stream.recv_window -= length
         if stream.recv_window < 0:
@@ -511,7 +507,7 @@ class H2Connection:
             ):
                 # §8.1.1: a body that does not match its Content-Length is malformed.
                 self._credit_connection(length)
-                self._stream_error(stream_id, PROTOCOL_ERROR, out)
+                self._stream_error(stream, PROTOCOL_ERROR, out)
                 return
         if body:
             self._control_frames = 0
@@ -623,17 +619,17 @@ class H2Connection:
     ) -> None:
         stream_id = stream.stream_id
         if stream.remote_closed:
-            self._stream_error(stream_id, STREAM_CLOSED, out)
+            self._stream_error(stream, STREAM_CLOSED, out)
             return
         if not end_stream:  # §8.1: a second HEADERS must end the stream
-            self._stream_error(stream_id, PROTOCOL_ERROR, out)
+            self._stream_error(stream, PROTOCOL_ERROR, out)
             return
         problem = check(fields, trailer=True).violation
         if problem is not None:
             raise _ConnectionError(PROTOCOL_ERROR, problem)
         if stream.expected >= 0 and stream.received != stream.expected:
             # §8.1.1: the body ended (by trailers) short of its Content-Length.
-            self._stream_error(stream_id, PROTOCOL_ERROR, out)
+            self._stream_error(stream, PROTOCOL_ERROR, out)
             return
         stream.remote_closed = True
         out.append(BodyEnd(stream_id))
@@ -892,11 +888,11 @@ class H2Connection:
                 raise _ConnectionError(PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {stream_id}")
             return  # closed: ignored (§6.9)
         if not increment:
-            self._stream_error(stream_id, PROTOCOL_ERROR, out)
+            self._stream_error(stream, PROTOCOL_ERROR, out)
             return
         stream.send_window += increment
         if stream.send_window > _MAX_WINDOW:
-            self._stream_error(stream_id, FLOW_CONTROL_ERROR, out)
+            self._stream_error(stream, FLOW_CONTROL_ERROR, out)
             return
         self._flush_stream(stream_id)
 
