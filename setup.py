@@ -43,6 +43,7 @@ COMPILED = [
     "src/bascule/proto/http2/flow.py",
     "src/bascule/proto/http2/connection.py",
     "src/bascule/aio/h2.py",
+    "src/bascule/aio/state.py",
 ]
 
 #: The type checking mypyc does to compile. Third-party packages are opaque

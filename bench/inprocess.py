@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bascule.aio.server import ServerState
+from bascule.aio.state import ServerState
 from bascule.aio.transport import HttpDriver
 from bascule.config import Config
 from bascule.main import loop_factory

@@ -23,7 +23,7 @@ import h2.config
 import h2.connection
 from inprocess import CountingTransport, best_of
 
-from bascule.aio.server import ServerState
+from bascule.aio.state import ServerState
 from bascule.aio.transport import HttpDriver
 from bascule.config import Config
 

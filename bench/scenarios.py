@@ -42,7 +42,7 @@ BIG_BODY = bytes(range(256)) * 256
 POST_SIZE = 4096
 POST_BODY = bytes(range(256)) * (POST_SIZE // 256)
 
-ALL_SERVERS = ("bascule", "uvicorn", "granian", "hypercorn", "daphne", "limit")
+ALL_SERVERS = ("bascule", "uvicorn", "granian", "hypercorn", "daphne", "limit", "sketch")
 SLACK_S = 30.0
 # Requests per connection for uvicorn's HTTP/2 (zttp sends GOAWAY after ~4096 streams).
 UVICORN_H2_REQUESTS_PER_CONN = 4000
@@ -81,7 +81,7 @@ class Scenario:
 
 
 _H1_PEERS = ("bascule", "uvicorn", "granian", "hypercorn", "daphne")
-_WITH_LIMIT = (*_H1_PEERS, "limit")
+_WITH_LIMIT = (*_H1_PEERS, "limit", "sketch")
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -183,6 +183,11 @@ def _limit_argv(port: int) -> list[str]:
     return [sys.executable, script, "--host", HOST, "--port", str(port)]
 
 
+def _sketch_argv(app: str, port: int) -> list[str]:
+    script = str(Path(__file__).resolve().parent / "sketch.py")
+    return [sys.executable, script, app, "--host", HOST, "--port", str(port)]
+
+
 def server_spec(server: str, scenario: Scenario, hypercorn_h2_config: Path | None) -> ServerSpec:
     """How to launch ``server`` for ``scenario`` (one worker, access log off)."""
     app, kind = scenario.app, scenario.kind
@@ -202,6 +207,9 @@ def server_spec(server: str, scenario: Scenario, hypercorn_h2_config: Path | Non
                           extra_pythonpath=(str(REPO_ROOT),))  # fmt: skip
     if server == "limit":
         return ServerSpec(server, _limit_argv)
+    if server == "sketch":
+        return ServerSpec(server, functools.partial(_sketch_argv, app),
+                          extra_pythonpath=(str(REPO_ROOT),))  # fmt: skip
     raise ValueError(f"unknown server {server!r}")
 
 
@@ -227,7 +235,7 @@ def unavailable_reason(server: str, scenario: Scenario) -> str | None:
     for module in scenario.requires:
         if _module_missing(module):
             return f"{module} is not installed"
-    module = {"bascule": "bascule", "limit": "uvloop"}.get(server, server)
+    module = {"bascule": "bascule", "limit": "uvloop", "sketch": "httptools"}.get(server, server)
     if server != "bascule" and _module_missing(module):
         return f"{module} is not installed (python -m bench --setup installs the peers)"
     if server == "uvicorn" and scenario.kind == "h2":

@@ -14,9 +14,7 @@ import struct
 import subprocess
 import sys
 import textwrap
-import types
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 import h2.events
 import h2.settings
@@ -24,17 +22,16 @@ import pytest
 from hyperframe.frame import RstStreamFrame
 
 from bascule.aio.h2 import H2Driver, H2Stream, H2WebSocket
+from bascule.aio.state import ServerState
 from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.scope import ConnInfo
+from bascule.config import Config
 from bascule.proto.events import BodyChunk, RequestReceived
 from bascule.proto.http2.connection import ConnectionEnded, StreamReset
 from bascule.proto.limits import Http2Limits, WsLimits
 from bascule.proto.ws.connection import WsConnection
 from bascule.proto.ws.handshake import validate_h2
 from tests.proto.test_http2_connection import Pair, frames, goaways, raw_frame, request_headers
-
-if TYPE_CHECKING:
-    from bascule.aio.server import ServerState
 
 PROTOCOL_ERROR = 0x1
 CANCEL = 0x8
@@ -241,13 +238,10 @@ def test_websocket_closed_while_paused_gives_the_connection_window_back() -> Non
     limits = Http2Limits(max_concurrent_streams=1)  # connection window: the default 65,535
     loop = asyncio.new_event_loop()
     try:
-        state = types.SimpleNamespace(
-            loop=loop, h2_limits=limits, now=0.0, ws_limits=WsLimits(), metrics=None
-        )
+        state = ServerState(Config(app="tests.apps:app").validate(), None, loop)
+        state.h2_limits = limits
         transport = _Transport()
-        driver = H2Driver(
-            cast("ServerState", state), transport, ConnInfo(None, None, "https", ""), {}, "t", False
-        )
+        driver = H2Driver(state, transport, ConnInfo(None, None, "https", ""), {}, "t", False)
         pair = Pair(limits)
         driver.h2 = pair.server  # the Pair's client has already exchanged SETTINGS with it
 

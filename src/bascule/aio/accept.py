@@ -28,7 +28,7 @@ from bascule.aio.transport import HttpDriver
 from bascule.logs import error_log
 
 if TYPE_CHECKING:
-    from bascule.aio.server import ServerState
+    from bascule.aio.state import ServerState
 
 
 #: accept() errors that concern only the connection being accepted (accept(2),

@@ -23,7 +23,7 @@ from bascule.proto.events import BodyChunk, BodyEnd, InformationalResponse, Resp
 from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
 
 if TYPE_CHECKING:
-    from bascule.aio.server import ServerState
+    from bascule.aio.state import ServerState
     from bascule.asgi_types import ASGI3App, Message
 
 

@@ -39,7 +39,7 @@ from bascule.proto.http2.connection import (
 from bascule.proto.ws.handshake import HandshakeError, accept_fields, validate_h2
 
 if TYPE_CHECKING:
-    from bascule.aio.server import ServerState
+    from bascule.aio.state import ServerState
 
 _CANCEL = 0x8  # RST_STREAM CANCEL
 #: A stream whose app has this much unread body is waiting on the app, not the client.

@@ -47,7 +47,7 @@ from bascule.proto.ws.handshake import HandshakeError, is_websocket_upgrade, res
 from bascule.proto.ws.handshake import validate as validate_handshake
 
 if TYPE_CHECKING:
-    from bascule.aio.server import ServerState
+    from bascule.aio.state import ServerState
 
 #: What every HTTP/1.1 request's scope advertises.
 H1_EXTENSIONS: dict[str, Any] = {

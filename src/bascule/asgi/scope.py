@@ -53,7 +53,7 @@ class ConnInfo:
 
 def decode_path(raw: bytes) -> str:
     """Percent-decode a raw path and decode UTF-8 (invalid sequences replaced)."""
-    if b"%" in raw:
+    if raw.find(b"%") >= 0:  # not "in", which formats and drops a TypeError first
         raw = unquote_to_bytes(raw)
     return raw.decode("utf-8", "replace")
 

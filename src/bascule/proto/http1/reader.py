@@ -38,6 +38,7 @@ class RequestReader:
 
     __slots__ = (
         "_body_size",
+        "_connection_field",
         "_good_host",
         "_head_size",
         "_headers",
@@ -70,6 +71,8 @@ class RequestReader:
         self._headers: Headers = []
         self._head_size = 0
         self._body_size = 0
+        #: True once the current head has a Connection field (see on_headers_complete).
+        self._connection_field = False
         #: True between the first byte of a request and the end of its head.
         self.in_head = False
         #: keep-alive as the last parsed request asked for it.
@@ -89,6 +92,7 @@ class RequestReader:
         self._headers = []
         self._head_size = 0
         self._body_size = 0
+        self._connection_field = False
 
     def on_url(self, url: bytes) -> None:
         self.progress = True
@@ -113,12 +117,23 @@ class RequestReader:
             return  # a trailer field of a chunked body: never merged into the headers
         if value and value[-1] in _OWS:
             value = value.rstrip(b" \t")  # RFC 9110 §5.5: trailing whitespace is not part of it
-        self._headers.append((name.lower(), value))
+        name = name.lower()
+        if name == b"connection":
+            self._connection_field = True
+        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         parser = self.parser
         self.in_head = False
-        version = _VERSIONS.get(parser.get_http_version())
+        keep_alive = parser.should_keep_alive()
+        if keep_alive and not self._connection_field:
+            # llhttp keeps an HTTP/x.y connection alive without a Connection field
+            # only when x and y are both above 0, and its strict mode accepts no
+            # version of that kind but 1.1: this skips get_http_version(), which
+            # formats a new string per call.
+            version: str | None = "1.1"
+        else:
+            version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             raise RemoteProtocolError(f"unsupported HTTP version {parser.get_http_version()}", 505)
         headers = self._headers
@@ -166,13 +181,19 @@ class RequestReader:
                 else "HTTP/1.1 request with more than one Host header"
             )
         url = self._url
-        if b"#" in url:
-            url = url.partition(b"#")[0]  # a fragment is never part of the target (RFC 9110 §4.2.4)
+        # bytes.find, not "in": "in" first tries its operand as an int and formats
+        # the TypeError it then discards.
+        cut = url.find(b"#")
+        if cut >= 0:
+            url = url[:cut]  # a fragment is never part of the target (RFC 9110 §4.2.4)
         if url[:1] == b"/":
-            path, _, query = url.partition(b"?")
+            cut = url.find(b"?")
+            if cut < 0:
+                path, query = url, b""
+            else:
+                path, query = url[:cut], url[cut + 1 :]
         else:
             path, query = _other_form(url, headers, parser.get_method())
-        keep_alive = parser.should_keep_alive()
         if chunked and version == "1.0":
             keep_alive = False  # RFC 9112 §6.1: close after a chunked HTTP/1.0 request
         upgrade = parser.should_upgrade()
