@@ -22,7 +22,7 @@ import functools
 import resource
 import socket
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bascule.aio.transport import HttpDriver
 from bascule.logs import error_log
@@ -183,7 +183,7 @@ class Acceptor:
         loop = self.loop
         task = loop.create_task(
             loop.connect_accepted_socket(
-                lambda: driver,
+                lambda: cast(asyncio.Protocol, driver),
                 conn,
                 ssl=listener.ssl,
                 ssl_handshake_timeout=listener.handshake_timeout,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from bascule.aio.app import RequestCycle
+from bascule.aio.app import RequestCycle, start_task
 from bascule.aio.batch import WriteBatch
 from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.http import Push
@@ -395,7 +395,7 @@ class H2WebSocket:
             session.resume_writing()
 
 
-class H2Driver(asyncio.Protocol):
+class H2Driver:
     """One HTTP/2 connection."""
 
     def __init__(
@@ -430,7 +430,7 @@ class H2Driver(asyncio.Protocol):
         """Take over the transport and process the bytes already received."""
         self.h2.initiate()
         self.server.connections.add(self)
-        self.transport.set_protocol(self)
+        self.transport.set_protocol(cast(asyncio.BaseProtocol, self))
         if data:
             self.data_received(data)
         else:
@@ -445,7 +445,7 @@ class H2Driver(asyncio.Protocol):
             self.transport.close()
             return
         self.server.connections.add(self)
-        self.transport.set_protocol(self)
+        self.transport.set_protocol(cast(asyncio.BaseProtocol, self))
         self._start_stream(request)
         stream = self.streams.get(1)
         if stream is not None and stream.cycle is not None:
@@ -456,6 +456,14 @@ class H2Driver(asyncio.Protocol):
             self.flush()
 
     # asyncio.Protocol -------------------------------------------------------------------
+    # (Not a subclass of it: mypyc compiles a class without a Python base to a native
+    # one, whose attributes are C fields.)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Never called: the H2Driver takes over a transport that is already connected."""
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes
 
     def data_received(self, data: bytes) -> None:
         for event in self.h2.receive_data(data):
@@ -544,8 +552,8 @@ class H2Driver(asyncio.Protocol):
             cycle.respond_plain(503, b"Service Unavailable\n")
             del self.streams[request.stream_id]
             return
-        task = stream.task = cycle.task = self.loop.create_task(
-            cycle.run(server.app), name="bascule-http2"
+        task = stream.task = cycle.task = start_task(
+            self.loop, cycle.run(server.app), "bascule-http2"
         )
         server.tasks.add(task)
 
@@ -571,7 +579,7 @@ class H2Driver(asyncio.Protocol):
         carrier.session = session
         self.websockets[request.stream_id] = carrier
         del self.streams[request.stream_id]
-        task = self.loop.create_task(session.run(server.app))
+        task = start_task(self.loop, session.run(server.app), "bascule-websocket")
         server.tasks.add(task)
 
     def ws_finished(self, carrier: H2WebSocket) -> None:

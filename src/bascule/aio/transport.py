@@ -20,9 +20,9 @@ import contextlib
 import os
 import ssl
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from bascule.aio.app import RequestCycle
+from bascule.aio.app import RequestCycle, start_task
 from bascule.aio.h2 import H2Driver
 from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.forwarded import TrustedProxies
@@ -186,7 +186,7 @@ class _TlsHandoff(asyncio.Protocol):
         self.lost = (exc,)
 
 
-class HttpDriver(asyncio.Protocol):
+class HttpDriver:
     """One client connection."""
 
     __slots__ = (
@@ -251,6 +251,8 @@ class HttpDriver(asyncio.Protocol):
         self._tls_task: asyncio.Task[None] | None = None
 
     # asyncio.Protocol ---------------------------------------------------------
+    # (Not a subclass of it: mypyc compiles a class without a Python base to a native
+    # one, whose attributes are C fields. uvloop and asyncio only call these methods.)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -337,7 +339,7 @@ class HttpDriver(asyncio.Protocol):
             return
         self.awaiting_proxy = False
         self.head_started = None
-        transport.set_protocol(self)
+        transport.set_protocol(cast(asyncio.BaseProtocol, self))
         self._begin(client, server, header)
         if leftover and not transport.is_closing():
             self.data_received(leftover)
@@ -382,14 +384,14 @@ class HttpDriver(asyncio.Protocol):
         self.awaiting_proxy = False
         self.head_started = None
         self.transport = transport
-        transport.set_protocol(self)
+        transport.set_protocol(cast(asyncio.BaseProtocol, self))
         self._begin(client, server, header)
-        driver: asyncio.Protocol = self
+        driver: Any = self
         for data in handoff.data:
             if transport.is_closing():
                 break
             # An ALPN h2 connection was handed to an H2Driver by _begin.
-            driver = transport.get_protocol()  # type: ignore[assignment]
+            driver = transport.get_protocol()
             driver.data_received(data)
         if handoff.eof and driver.eof_received() is not True:
             transport.close()
@@ -515,8 +517,7 @@ class HttpDriver(asyncio.Protocol):
         if server.over_concurrency(self.client_label):
             self._simple_response(cycle, 503, close=False)
             return
-        # A fixed name: the default one ("Task-N") is formatted for every request.
-        task = cycle.task = self.loop.create_task(cycle.run(server.app), name="bascule-http")
+        task = cycle.task = start_task(self.loop, cycle.run(server.app), "bascule-http")
         server.tasks.add(task)
 
     def _start_websocket(self, request: RequestReceived) -> None:
@@ -539,7 +540,7 @@ class HttpDriver(asyncio.Protocol):
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
         self.transport.pause_reading()  # until the app accepts; then the session reads
-        task = self.loop.create_task(session.run(server.app))
+        task = start_task(self.loop, session.run(server.app), "bascule-websocket")
         server.tasks.add(task)
 
     def _upgrade_to_h2(self, request: RequestReceived) -> None:
@@ -586,7 +587,7 @@ class HttpDriver(asyncio.Protocol):
         self.transport.write(head)
         leftover = bytes(self.conn.upgrade_data or b"")
         self.replace_with(session)
-        self.transport.set_protocol(session)
+        self.transport.set_protocol(cast(asyncio.BaseProtocol, session))
         return 101, leftover
 
     def replace_with(self, session: WebSocketSession) -> None:

@@ -48,7 +48,7 @@ _CONNECT: dict[str, Any] = {"type": "websocket.connect"}
 _HOLD_LIMIT = 64 * 1024
 
 
-class WebSocketSession(asyncio.Protocol):
+class WebSocketSession:
     """The app side and (after accept) the transport side of one WebSocket."""
 
     def __init__(
@@ -265,6 +265,11 @@ class WebSocketSession(asyncio.Protocol):
         self._schedule_ping()
 
     # asyncio.Protocol (after the switch) ----------------------------------------------
+    # (Not a subclass of it: mypyc compiles a class without a Python base to a native
+    # one, whose attributes are C fields.)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Never called: the session takes over a transport that is already connected."""
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
