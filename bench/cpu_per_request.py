@@ -9,7 +9,8 @@ The server's user+system CPU time (``/proc/PID/stat``) divided by the requests w
 completed is its cost per request: unlike requests/s, it barely moves when another
 process shares the machine. Targets: ``compiled`` (this checkout, with its mypyc
 build), ``pure`` (a copy of ``src/`` without the compiled modules), ``uvicorn``
-(httptools + uvloop), or a path to another ``src/`` directory.
+(httptools + uvloop), ``sketch`` (``bench/sketch.py``, the issue's hot-path-only
+sketch), or a path to another ``src/`` directory.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def command(
         args = ["-m", "uvicorn", app, "--port", str(port), "--http", "httptools"]
         args += ["--loop", "uvloop", "--no-access-log", "--log-level", "warning"]
         return [python, *args], str(ROOT)
+    if target == "sketch":
+        return [python, str(ROOT / "bench" / "sketch.py"), app, "--port", str(port)], str(ROOT)
     args = ["-m", "bascule", app, "--port", str(port), "--no-access-log"]
     return [python, *args, "--log-level", "warning"], f"{src}:{ROOT}"
 
@@ -106,7 +109,9 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("targets", nargs="+", help="compiled, pure, uvicorn, or a src/ path")
+    parser.add_argument(
+        "targets", nargs="+", help="compiled, pure, uvicorn, sketch, or a src/ path"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="measured seconds per run")
     parser.add_argument("--python", default=sys.executable, help="interpreter of the servers")
@@ -122,7 +127,7 @@ def main() -> None:
                 sources[target] = ROOT / "src"
             elif target == "pure":
                 sources[target] = pure_copy(Path(tmp))
-            elif target == "uvicorn":
+            elif target in ("uvicorn", "sketch"):
                 sources[target] = None
             else:
                 sources[target] = Path(target)

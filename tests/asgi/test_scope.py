@@ -150,3 +150,24 @@ def test_no_lifespan_state_gives_an_empty_dict() -> None:
     assert first["state"] == {}
     first["state"]["x"] = 1
     assert second["state"] == {}
+
+
+def test_scopes_of_one_connection_share_nothing_an_app_can_change() -> None:
+    """Each scope starts as a copy of the connection's template: what an app writes
+    into one (its keys, the ``asgi`` and ``extensions`` dicts) is not in the next."""
+    info = ConnInfo(("203.0.113.7", 51000), ("192.0.2.1", 8000), "https", "")
+    first = scope_of(received("/a?x=1", "POST"), info, extensions={"tls": {}})
+    first["scheme"] = "changed"
+    first["app.key"] = 1
+    first["asgi"]["version"] = "changed"
+    first["extensions"]["added"] = {}
+    second = scope_of(received("/b"), info, extensions={"tls": {}})
+    assert list(second) == list(info.http_template) == [
+        "type", "asgi", "http_version", "method", "scheme", "path", "raw_path",
+        "query_string", "root_path", "headers", "client", "server", "state", "extensions",
+    ]  # fmt: skip
+    assert second["scheme"] == "https"
+    assert second["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert second["extensions"] == {"tls": {}}
+    assert (second["method"], second["path"], second["query_string"]) == ("GET", "/b", b"")
+    assert info.http_template["asgi"] is None  # the template itself is never handed out

@@ -21,10 +21,14 @@ class ConnInfo:
     ``--proxy-headers`` on: each request's forwarding headers then rewrite its
     scope (asgi/forwarded.py).  ``proxy_protocol`` is the connection's PROXY
     protocol header as an ASGI extension value, or None.
+
+    ``client``, ``server``, ``scheme`` and ``root_path`` are fixed at construction:
+    ``http_template`` holds them, and each ``http`` scope starts as a copy of it.
     """
 
     __slots__ = (
         "client",
+        "http_template",
         "proxies",
         "proxy_protocol",
         "root_path",
@@ -49,6 +53,24 @@ class ConnInfo:
         self.root_path_bytes = root_path.encode("utf-8")
         self.proxies = proxies
         self.proxy_protocol = proxy_protocol
+        #: The keys of every http scope, in their order, with this connection's values:
+        #: copying it and setting the request's values is cheaper than building the dict.
+        self.http_template: dict[str, Any] = {
+            "type": "http",
+            "asgi": None,
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": scheme,
+            "path": "",
+            "raw_path": b"",
+            "query_string": b"",
+            "root_path": root_path,
+            "headers": None,
+            "client": client,
+            "server": server,
+            "state": None,
+            "extensions": None,
+        }
 
 
 def decode_path(raw: bytes) -> str:
@@ -72,24 +94,18 @@ def http_scope(
     raw_path = request.path
     if info.root_path:
         raw_path = info.root_path_bytes + raw_path
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},  # a fresh dict: apps may write to it
-        "http_version": request.http_version,
-        "method": request.method,
-        "scheme": info.scheme,
-        "path": decode_path(raw_path),
-        "raw_path": raw_path,
-        "query_string": request.query,
-        "root_path": info.root_path,
-        "headers": request.headers,
-        "client": info.client,
-        "server": info.server,
-        "state": {} if state is None else state.copy(),
-        # A fresh outer dict per request (apps add keys); the values are
-        # read-only descriptions shared by the connection's requests.
-        "extensions": dict(extensions),
-    }
+    scope = info.http_template.copy()
+    scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}  # a fresh dict: apps may write to it
+    scope["http_version"] = request.http_version
+    scope["method"] = request.method
+    scope["path"] = decode_path(raw_path)
+    scope["raw_path"] = raw_path
+    scope["query_string"] = request.query
+    scope["headers"] = request.headers
+    scope["state"] = {} if state is None else state.copy()
+    # A fresh outer dict per request (apps add keys); the values are read-only
+    # descriptions shared by the connection's requests.
+    scope["extensions"] = extensions.copy()
     if info.proxies is not None:
         apply_forwarded(scope, info.proxies)
     return scope

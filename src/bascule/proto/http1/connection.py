@@ -48,7 +48,7 @@ from bascule.proto.http1.writer import (
     WRITERS,
     BodyWriter,
     Framing,
-    check_lines,
+    check_value,
     check_values,
     lower_name,
     raise_first_bad,
@@ -362,8 +362,8 @@ class H1Connection:
             raise LocalProtocolError(f"response status {status} is not a final status (200..999)")
         self.continue_pending = False
         self.response_status = status
-        lines: list[bytes] = []
-        append = lines.append
+        # The whole head in one join: status line, the app's fields, ours, blank line.
+        parts = [status_line(status)]
         declared = -1
         length_line = b""
         keep_alive = self.keep_alive
@@ -397,31 +397,35 @@ class H1Connection:
                 if overridden is None:
                     overridden = set()
                 overridden.add(lname)
-            append(name + b": " + value + b"\r\n")
-        # The fields the app gave, checked as written (check_values), then ours.
-        block = b"".join(lines)
-        check_lines(headers, lines, block)
+            check_value(headers, value)
+            parts.append(name)
+            parts.append(b": ")
+            parts.append(value)
+            parts.append(b"\r\n")
         if status in _NO_BODY_STATUS or self.method == "HEAD":
             writers = _NO_BODY
-            block += length_line
+            parts.append(length_line)
         elif declared >= 0:
             writers = _CONTENT_LENGTH
-            block += length_line
+            parts.append(length_line)
         elif self.request_version == "1.1":
             writers = _CHUNKED
-            block += b"transfer-encoding: chunked\r\n"
+            parts.append(b"transfer-encoding: chunked\r\n")
         else:
             writers = _CLOSE_DELIMITED
             keep_alive = False
         if not keep_alive:
-            block += b"connection: close\r\n"
+            parts.append(b"connection: close\r\n")
         elif self.request_version == "1.0":
-            block += b"connection: keep-alive\r\n"
+            parts.append(b"connection: keep-alive\r\n")
         self.keep_alive = keep_alive
         self._body.remaining = declared
         self._chunk_writer, self._end_writer = writers
-        ours = defaults.encoded if overridden is None else defaults.encode_without(overridden)
-        return status_line(status) + block + ours + b"\r\n"
+        parts.append(
+            defaults.encoded if overridden is None else defaults.encode_without(overridden)
+        )
+        parts.append(b"\r\n")
+        return b"".join(parts)
 
     # cycle -----------------------------------------------------------------
 

@@ -91,24 +91,21 @@ def check_block(headers: Headers, block: bytes, count: int) -> None:
         raise_first_bad(headers)
 
 
-#: Header lines (``name: value\r\n``) that passed ``check_block``. Apps send the
-#: same few lines over and over: a set lookup per line replaces the counts and the
-#: search. Bounded: past the limit, new lines are checked every time.
-CHECKED_LINES: set[bytes] = set()
-_MAX_CHECKED_LINES = 4096
+#: Field values an app gave that passed ``bad_value_char``. Apps send the same few
+#: values over and over: a set lookup replaces the search. Bounded: past the limit,
+#: new values are searched every time.
+CHECKED_VALUES: set[bytes] = set()
+_MAX_CHECKED_VALUES = 4096
 
 
-def check_lines(headers: Headers, lines: list[bytes], block: bytes) -> None:
-    """``check_block`` for ``lines`` (joined in ``block``), skipped when each was seen good."""
-    checked = CHECKED_LINES
-    for line in lines:
-        if line not in checked:
-            break
-    else:
+def check_value(headers: Headers, value: bytes) -> None:
+    """Raise LocalProtocolError (naming the header) if ``value`` may not be written."""
+    if value in CHECKED_VALUES:
         return
-    check_block(headers, block, len(lines))
-    if len(checked) < _MAX_CHECKED_LINES:
-        checked.update(lines)
+    if bad_value_char(value) is not None:
+        raise_first_bad(headers)
+    if len(CHECKED_VALUES) < _MAX_CHECKED_VALUES:
+        CHECKED_VALUES.add(value)
 
 
 def raise_first_bad(headers: Headers) -> None:
