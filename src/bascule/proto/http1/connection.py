@@ -271,8 +271,8 @@ class H1Connection:
     ) -> bytes:
         """Bytes for ``event``.  Raises LocalProtocolError if it is not allowed now."""
         etype = type(event)
-        new_state = OUR_TRANSITIONS.get((self.our_state, etype))
-        if new_state is None:
+        rule = OUR_TRANSITIONS.get(etype)
+        if rule is None or rule[0] is not self.our_state:
             raise LocalProtocolError(f"cannot send {etype.__name__} in state {self.our_state.name}")
         if etype is BodyChunk:
             return self._chunk_writer(self._body, event.data)  # type: ignore[union-attr]
@@ -294,7 +294,7 @@ class H1Connection:
             out = self._head(event, defaults)  # type: ignore[arg-type]
         else:
             out = self._interim(event)  # type: ignore[arg-type]
-        self.our_state = new_state
+        self.our_state = rule[1]
         return out
 
     def file_framing(self, size: int) -> tuple[bytes, bytes] | None:

@@ -11,8 +11,10 @@ A server connection runs two machines side by side, one per direction:
 
 When both are ``DONE`` the cycle is over: the connection either starts the
 next cycle (keep-alive) or must close.  ``ERROR`` is absorbing: after a
-protocol error nothing more may be sent or received.  Any (state, event) pair
-missing from ``OUR_TRANSITIONS`` is a :class:`LocalProtocolError`.
+protocol error nothing more may be sent or received.  Each event we send is
+allowed in exactly one state (``OUR_TRANSITIONS``: event type → the state it may
+be sent in, the state it leads to); any other (state, event) pair is a
+:class:`LocalProtocolError`.
 """
 
 from enum import IntEnum
@@ -31,10 +33,11 @@ class State(IntEnum):
 
 IDLE, SEND_BODY, DONE, ERROR = State.IDLE, State.SEND_BODY, State.DONE, State.ERROR
 
-#: Our (server) side: which event may be sent in which state, and where it leads.
-OUR_TRANSITIONS: dict[tuple[State, type], State] = {
-    (IDLE, InformationalResponse): IDLE,
-    (IDLE, ResponseHead): SEND_BODY,
-    (SEND_BODY, BodyChunk): SEND_BODY,
-    (SEND_BODY, BodyEnd): DONE,
+#: Our (server) side: event type → (the one state it may be sent in, where it leads).
+#: Keyed by the type alone: one lookup of a type per event sent, no tuple to hash.
+OUR_TRANSITIONS: dict[type, tuple[State, State]] = {
+    InformationalResponse: (IDLE, IDLE),
+    ResponseHead: (IDLE, SEND_BODY),
+    BodyChunk: (SEND_BODY, SEND_BODY),
+    BodyEnd: (SEND_BODY, DONE),
 }
