@@ -328,6 +328,25 @@ def test_unsupported_version_is_505(data: bytes) -> None:
     assert "version" in str(error)
 
 
+@pytest.mark.parametrize("field", [b"Proxy-Connection", b"Connection"])
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [(b"1.0", "1.0"), (b"1.1", "1.1"), (b"2.0", None), (b"0.9", None)],
+)
+def test_version_is_read_whatever_keeps_the_connection_alive(
+    field: bytes, version: bytes, expected: str | None
+) -> None:
+    """llhttp reads Proxy-Connection like Connection for keep-alive: the reader's
+    shortcut to 1.1 (kept alive, no such field) must not take it for 1.1."""
+    data = b"GET / HTTP/%s\r\nHost: example.com\r\n%s: keep-alive\r\n\r\n" % (version, field)
+    if expected is None:
+        assert feed_error(data).status_hint == 505
+        return
+    conn = H1Connection()
+    conn.receive_data(data)
+    assert single(drain(conn)).http_version == expected
+
+
 def test_error_in_second_pipelined_request_is_raised_after_the_first() -> None:
     conn = H1Connection()
     conn.receive_data(request(target="/first") + b"G@T / HTTP/1.1\r\n\r\n")  # no raise yet

@@ -23,6 +23,8 @@ _METHODS: dict[bytes, str] = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 }
 _OWS = (0x20, 0x09)
+#: The fields llhttp reads to decide keep-alive (see on_headers_complete).
+_KEEP_ALIVE_FIELDS = frozenset({b"connection", b"proxy-connection"})
 
 
 # RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], where
@@ -71,7 +73,8 @@ class RequestReader:
         self._headers: Headers = []
         self._head_size = 0
         self._body_size = 0
-        #: True once the current head has a Connection field (see on_headers_complete).
+        #: True once the current head has a Connection or Proxy-Connection field (see
+        #: on_headers_complete).
         self._connection_field = False
         #: True between the first byte of a request and the end of its head.
         self.in_head = False
@@ -118,7 +121,7 @@ class RequestReader:
         if value and value[-1] in _OWS:
             value = value.rstrip(b" \t")  # RFC 9110 §5.5: trailing whitespace is not part of it
         name = name.lower()
-        if name == b"connection":
+        if name in _KEEP_ALIVE_FIELDS:
             self._connection_field = True
         self._headers.append((name, value))
 
@@ -127,10 +130,11 @@ class RequestReader:
         self.in_head = False
         keep_alive = parser.should_keep_alive()
         if keep_alive and not self._connection_field:
-            # llhttp keeps an HTTP/x.y connection alive without a Connection field
-            # only when x and y are both above 0, and its strict mode accepts no
-            # version of that kind but 1.1: this skips get_http_version(), which
-            # formats a new string per call.
+            # llhttp keeps an HTTP/x.y connection alive without a Connection (or
+            # Proxy-Connection, which it reads the same way) field only when x and
+            # y are both above 0, and its strict mode accepts no version of that
+            # kind but 1.1: this skips get_http_version(), which formats a new
+            # string per call.
             version: str | None = "1.1"
         else:
             version = _VERSIONS.get(parser.get_http_version())

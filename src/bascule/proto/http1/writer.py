@@ -92,10 +92,12 @@ def check_block(headers: Headers, block: bytes, count: int) -> None:
 
 
 #: Field values an app gave that passed ``bad_value_char``. Apps send the same few
-#: values over and over: a set lookup replaces the search. Bounded: past the limit,
-#: new values are searched every time.
+#: values over and over: a set lookup replaces the search. Bounded in count and in
+#: the size of a value kept (long values, such as tokens in cookies, are searched
+#: every time and never kept).
 CHECKED_VALUES: set[bytes] = set()
 _MAX_CHECKED_VALUES = 4096
+_MAX_CHECKED_VALUE_SIZE = 128
 
 
 def check_value(headers: Headers, value: bytes) -> None:
@@ -104,7 +106,7 @@ def check_value(headers: Headers, value: bytes) -> None:
         return
     if bad_value_char(value) is not None:
         raise_first_bad(headers)
-    if len(CHECKED_VALUES) < _MAX_CHECKED_VALUES:
+    if len(value) <= _MAX_CHECKED_VALUE_SIZE and len(CHECKED_VALUES) < _MAX_CHECKED_VALUES:
         CHECKED_VALUES.add(value)
 
 
