@@ -194,7 +194,7 @@ class RequestCycle:
         conn = driver.conn
         out = self.pending_head
         for event in events:
-            if isinstance(event, BodyChunk):
+            if isinstance(event, (BodyChunk, BodyEnd)):
                 out = self._queue(out, conn.send(event))
                 self.sent_bytes += len(event.data)
             elif isinstance(event, ResponseHead):
@@ -206,9 +206,6 @@ class RequestCycle:
                     self.http.state = CycleState.START  # nothing written: a 500 is still possible
                     raise
                 return
-            elif isinstance(event, BodyEnd):
-                out = self._queue(out, conn.send(event))
-                self.sent_bytes += len(event.data)
             elif isinstance(event, FileBody):
                 out = await self._send_file(event, out)
             elif isinstance(event, InformationalResponse):
