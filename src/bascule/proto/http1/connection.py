@@ -39,7 +39,6 @@ from bascule.proto.headers import (
     NO_DEFAULT_HEADERS,
     TRANSFER_ENCODING,
     DefaultHeaders,
-    bad_value_char,
 )
 from bascule.proto.http1.reader import RequestReader
 from bascule.proto.http1.state import DONE, ERROR, IDLE, OUR_TRANSITIONS, SEND_BODY, State
@@ -51,7 +50,6 @@ from bascule.proto.http1.writer import (
     check_value,
     check_values,
     lower_name,
-    raise_first_bad,
     status_line,
 )
 from bascule.proto.limits import Http1Limits
@@ -389,8 +387,7 @@ class H1Connection:
                         length_line = b"content-length: %d\r\n" % declared
                     continue
                 if code in (CONNECTION, TRANSFER_ENCODING):
-                    if bad_value_char(value) is not None:
-                        raise_first_bad(headers)
+                    check_value(headers, value)
                     if code == CONNECTION and b"close" in value.lower():
                         keep_alive = False
                     continue  # we write our own framing and Connection fields

@@ -82,11 +82,8 @@ def check_values(headers: Headers, lines: list[bytes]) -> None:
     Each line we built holds exactly one CR and one LF, so any other CR or LF
     (response splitting) shows in the counts; other controls in one search.
     """
-    check_block(headers, b"".join(lines), len(lines))
-
-
-def check_block(headers: Headers, block: bytes, count: int) -> None:
-    """``check_values`` for the ``count`` lines already joined in ``block``."""
+    block = b"".join(lines)
+    count = len(lines)
     if block.count(b"\r") != count or block.count(b"\n") != count or _CONTROLS.search(block):
         raise_first_bad(headers)
 
