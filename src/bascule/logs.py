@@ -13,15 +13,11 @@ escape sequence through a log.  Tracebacks keep their line breaks.
 
 from __future__ import annotations
 
-import configparser
-import json
 import logging
-import logging.config
 import os
 import re
 import string
 import sys
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,6 +123,8 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = escape_multiline(record.exc_text)
         if record.stack_info:
             out["stack"] = escape_multiline(self.formatStack(record.stack_info))
+        import json  # noqa: PLC0415 (only JSON logs need it; see load_log_config)
+
         return json.dumps(out, default=str)
 
 
@@ -369,6 +367,13 @@ def load_log_config(path: str) -> None:
 
     Raises ConfigError naming the file when it cannot be read or applied.
     """
+    # Imported here, not at the top: a server without --log-config would carry them
+    # (with pickle and socketserver, which logging.config pulls in) for nothing.
+    import configparser  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import logging.config  # noqa: PLC0415
+    import tomllib  # noqa: PLC0415
+
     file = Path(path)
     suffix = file.suffix.lower()
     try:

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bascule._version import __version__
 from bascule.aio.server import Server
@@ -49,8 +49,10 @@ from bascule.config import Config
 from bascule.errors import AppLoadError, ConfigError
 from bascule.logs import configure_logging, error_log
 from bascule.main import loop_factory, prepare_app
-from bascule.metrics import Metrics, MetricsServer
 from bascule.reload import Watcher, parse_changes, start_watcher
+
+if TYPE_CHECKING:
+    from bascule.metrics import Metrics, MetricsServer
 
 #: Worker → supervisor messages (one byte each on the worker's status pipe).
 READY = b"R"
@@ -176,7 +178,11 @@ class Supervisor:
         self._lifeline_r, self._lifeline_w = os.pipe()
         self._saved_handlers: dict[int, Any] = {}
         #: --metrics-bind: every worker writes its own slot; the supervisor serves the sums.
-        self.metrics = Metrics.create(METRIC_SLOTS) if config.metrics_bind else None
+        self.metrics: Metrics | None = None
+        if config.metrics_bind:
+            from bascule.metrics import Metrics  # noqa: PLC0415 (only with --metrics-bind)
+
+            self.metrics = Metrics.create(METRIC_SLOTS)
         self.free_slots = list(range(METRIC_SLOTS - 1, -1, -1))
         self.metrics_server: MetricsServer | None = None
 
@@ -192,6 +198,8 @@ class Supervisor:
             paths = unix_paths(self.sockets)
             try:
                 if self.metrics is not None and config.metrics_bind is not None:
+                    from bascule.metrics import MetricsServer  # noqa: PLC0415
+
                     self.metrics_server = MetricsServer(config.metrics_bind, self.metrics).start()
                 with pid_file(config.pid):
                     self._install_signals()
@@ -678,6 +686,8 @@ async def _serve(
 
     counted = app if limit is None else RequestCounter(app, limit, at_limit)
     if metrics is None and config.metrics_bind is not None:
+        from bascule.metrics import Metrics  # noqa: PLC0415
+
         metrics = Metrics.create()  # no slot left: count privately, never serve the address
     server = Server(config, counted, metrics)
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bascule.aio.app import RequestCycle, start_task
 from bascule.aio.batch import WriteBatch
-from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
 from bascule.logs import TRACE, error_log, log_rejected
@@ -40,6 +39,7 @@ from bascule.proto.ws.handshake import HandshakeError, accept_fields, validate_h
 
 if TYPE_CHECKING:
     from bascule.aio.state import ServerState
+    from bascule.aio.websocket import WebSocketSession
 
 _CANCEL = 0x8  # RST_STREAM CANCEL
 #: A stream whose app has this much unread body is waiting on the app, not the client.
@@ -559,6 +559,8 @@ class H2Driver:
 
     def _start_websocket(self, request: RequestReceived, stream: H2Stream) -> None:
         """RFC 8441: a WebSocket on this stream, served by the same session as HTTP/1.1's."""
+        from bascule.aio.websocket import WebSocketSession  # noqa: PLC0415 (see transport.py)
+
         server = self.server
         try:
             if not server.ws_enabled:

@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bascule._version import __version__
 from bascule.aio.accept import Acceptor
@@ -23,7 +23,9 @@ from bascule.aio.state import ServerState
 from bascule.aio.transport import HttpDriver
 from bascule.config import Config, LifespanMode
 from bascule.logs import error_log
-from bascule.metrics import Metrics, MetricsServer
+
+if TYPE_CHECKING:
+    from bascule.metrics import Metrics, MetricsServer
 
 
 class Server:
@@ -117,6 +119,9 @@ class Server:
         lifespan: Lifespan | None = None
         try:
             if self.metrics is None and config.metrics_bind is not None:
+                # Only with --metrics-bind: http.server and its imports cost about 1 MiB.
+                from bascule.metrics import Metrics, MetricsServer  # noqa: PLC0415
+
                 self.metrics = Metrics.create()
                 self._metrics_server = MetricsServer(config.metrics_bind, self.metrics).start()
             if config.lifespan is not LifespanMode.OFF:

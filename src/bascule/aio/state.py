@@ -7,22 +7,45 @@ request, and a native class turns each read into a field load instead of a dict 
 from __future__ import annotations
 
 import asyncio
-from email.utils import formatdate
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from bascule.aio.h2 import H2Driver
 from bascule.aio.registry import ConnectionRegistry
 from bascule.aio.tls import TlsInfo, server_context
-from bascule.aio.transport import proxy_settings
-from bascule.aio.websocket import WebSocketSession
+from bascule.aio.transport import HttpDriver, proxy_settings
 from bascule.config import Config
 from bascule.logs import error_log
-from bascule.metrics import Metrics
 from bascule.proto.headers import DefaultHeaders
+
+if TYPE_CHECKING:
+    from bascule.metrics import Metrics
 
 #: At most one "concurrency limit reached" line per this many seconds (a flood of
 #: 503s would otherwise write one line each).
 LIMIT_LOG_INTERVAL = 5.0
+
+
+_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+_MONTHS = b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+
+
+def http_date(seconds: float) -> bytes:
+    """``seconds`` since the epoch as an IMF-fixdate (RFC 9110 §5.6.7), the Date format.
+
+    Written out rather than taken from ``email.utils.formatdate``, whose package would
+    cost every server about 0.7 MiB (docs/performance.md); the names are not localized.
+    """
+    t = time.gmtime(seconds)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday],
+        t.tm_mday,
+        _MONTHS[t.tm_mon - 1],
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
 
 
 class ServerState:
@@ -97,7 +120,7 @@ class ServerState:
             second = int(now)
             if second != self._second:
                 self._second = second
-                date = formatdate(usegmt=True).encode("ascii")
+                date = http_date(time.time())
                 self.default_headers = DefaultHeaders([(b"date", date), *self._static_headers])
         for driver in list(self.connections):
             driver.check_timeouts(now)
@@ -110,6 +133,6 @@ class ServerState:
             if type(driver) is H2Driver:
                 streams += len(driver.streams)
                 websockets += len(driver.websockets)
-            elif type(driver) is WebSocketSession:
+            elif type(driver) is not HttpDriver:  # a WebSocket session
                 websockets += 1
         metrics.set_gauges(len(self.connections), streams, websockets)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bascule.aio.app import RequestCycle, start_task
 from bascule.aio.h2 import H2Driver
-from bascule.aio.websocket import WebSocketSession
 from bascule.asgi.forwarded import TrustedProxies
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
@@ -48,6 +47,7 @@ from bascule.proto.ws.handshake import validate as validate_handshake
 
 if TYPE_CHECKING:
     from bascule.aio.state import ServerState
+    from bascule.aio.websocket import WebSocketSession
 
 #: What every HTTP/1.1 request's scope advertises.
 H1_EXTENSIONS: dict[str, Any] = {
@@ -521,6 +521,10 @@ class HttpDriver:
         server.tasks.add(task)
 
     def _start_websocket(self, request: RequestReceived) -> None:
+        # Imported on the first upgrade: the WebSocket layer and the websockets package
+        # cost a server that never upgrades about 3 MiB (docs/performance.md).
+        from bascule.aio.websocket import WebSocketSession  # noqa: PLC0415
+
         server = self.server
         try:
             handshake = validate_handshake(request)
