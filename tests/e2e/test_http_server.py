@@ -273,19 +273,6 @@ def test_request_body_streamed_with_backpressure(live: Live) -> None:
     assert max(received) < size
 
 
-def read_after_stall(
-    server: LiveServer, stall: float, during: Callable[[], None] = lambda: None
-) -> bytes:
-    """Ask for ``/`` with a small receive buffer, read nothing for ``stall`` seconds (then
-    call ``during``), then read the whole response until the server closes."""
-    with server.connect() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        time.sleep(stall)
-        during()
-        return recv_until_closed(sock, limit=64 << 20)
-
-
 def test_response_backpressure_send_blocks(live: Live) -> None:
     """A slow reader makes send() wait instead of buffering the whole response."""
     progress: list[float] = []
@@ -298,9 +285,14 @@ def test_response_backpressure_send_blocks(live: Live) -> None:
             progress.append(time.monotonic())
         await send({"type": "http.response.body", "body": b""})
 
-    sent_while_stalled: list[int] = []
-    data = read_after_stall(live(big), 0.5, lambda: sent_while_stalled.append(len(progress)))
-    assert sent_while_stalled[0] < 200  # the app was held back while nobody read
+    server = live(big)
+    with server.connect() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)
+        sent_while_stalled = len(progress)
+        data = recv_until_closed(sock, limit=64 << 20)
+    assert sent_while_stalled < 200  # the app was held back while nobody read
     assert len(progress) == 256
     assert data.endswith(b"0\r\n\r\n")
 
@@ -322,7 +314,12 @@ def test_send_awaitable_is_complete_unless_the_transport_is_full(live: Live) -> 
             await waiting
         await send({"type": "http.response.body", "body": b""})
 
-    data = read_after_stall(live(app), 0.3)
+    server = live(app)
+    with server.connect() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)
+        data = recv_until_closed(sock, limit=64 << 20)
     assert seen[0] == ("start", True)
     assert seen[1] == ("body", True)  # room in the transport: nothing to wait for
     assert ("body", False) in seen  # full: the app waited for the client
