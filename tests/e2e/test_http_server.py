@@ -297,39 +297,6 @@ def test_response_backpressure_send_blocks(live: Live) -> None:
     assert data.endswith(b"0\r\n\r\n")
 
 
-def test_send_awaitable_is_complete_unless_the_transport_is_full(live: Live) -> None:
-    """send() does its work in the call: what it returns is already complete while the
-    transport has room, and only waits (a coroutine, not yet run) once it is full."""
-    seen: list[tuple[str, bool]] = []
-    chunk = b"y" * 65536
-
-    async def app(scope: Scope, receive: Any, send: Any) -> None:
-        start = send({"type": "http.response.start", "status": 200, "headers": []})
-        seen.append(("start", asyncio.isfuture(start) and start.done()))
-        await start
-        for _ in range(256):  # 16 MiB to a client that does not read yet
-            waiting = send({"type": "http.response.body", "body": chunk, "more_body": True})
-            done = asyncio.isfuture(waiting) and waiting.done()
-            seen.append(("body", done))
-            await waiting
-        await send({"type": "http.response.body", "body": b""})
-
-    server = live(app)
-    with server.connect() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        time.sleep(0.3)
-        data = recv_until_closed(sock, limit=64 << 20)
-    assert seen[0] == ("start", True)
-    assert seen[1] == ("body", True)  # room in the transport: nothing to wait for
-    assert ("body", False) in seen  # full: the app waited for the client
-    assert len(seen) == 257
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200 ")
-    assert body.count(chunk[:1]) == 256 * 65536  # chunked framing adds no 'y'
-    assert body.endswith(b"0\r\n\r\n")
-
-
 def test_expect_100_continue_only_on_receive(live: Live) -> None:
     async def reads(scope: Scope, receive: Any, send: Any) -> None:
         if scope["path"] == "/read":

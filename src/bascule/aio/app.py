@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from bascule.aio.sendfile import send_file
-from bascule.asgi.http import CycleEvent, CycleState, FileBody, HttpCycle, Push
+from bascule.asgi.http import CycleState, FileBody, HttpCycle
 from bascule.errors import AppMessageError, ClientDisconnected
 from bascule.logs import TRACE, access_log, error_log, log_request, request_target
 from bascule.proto.errors import LocalProtocolError
@@ -183,64 +183,35 @@ class RequestCycle:
             if self.waiter is waiter:
                 self.waiter = None
 
-    def send(self, message: Message) -> Awaitable[None]:
-        """Validate ``message``, serialise it, write it; the awaitable waits while the
-        transport is full.
-
-        Not a coroutine function: most messages need no wait, and then the work is done
-        in this call and the awaitable is the server's completed future (``await`` on it
-        returns at once, and no coroutine is created and stepped per message). A file
-        body, or a transport over its high-water mark, gets a coroutine. Errors are
-        raised by the call, which an app makes in its ``await send(...)`` expression.
-        """
+    async def send(self, message: Message) -> None:
+        """Validate ``message``, serialise it, write it; wait while the transport is full."""
         # A closing transport drops writes without pausing: the app must hear of
         # it here, or a tight send() loop never yields to let the loss be seen.
         if self.disconnected or self.driver.transport.is_closing():
             raise ClientDisconnected("client disconnected")
         events = self.http.on_message(message)
         driver = self.driver
+        conn = driver.conn
         out = self.pending_head
-        for index, event in enumerate(events):
-            if isinstance(event, ResponseHead):
+        for event in events:
+            if isinstance(event, (BodyChunk, BodyEnd)):
+                out = self._queue(out, conn.send(event))
+                self.sent_bytes += len(event.data)
+            elif isinstance(event, ResponseHead):
                 # Hold the head: the spec says not to send it before a body
                 # message, and head + body then go out in one write.
                 try:
-                    self.pending_head = driver.conn.send(event, driver.server.default_headers)
+                    self.pending_head = conn.send(event, driver.server.default_headers)
                 except LocalProtocolError:
                     self.http.state = CycleState.START  # nothing written: a 500 is still possible
                     raise
-                return driver.server.done
-            if isinstance(event, FileBody):
-                return self._send_with_files(events[index:], out)
-            out = self._apply(event, out)
-        return self._sent(out)
-
-    def _apply(self, event: CycleEvent, out: bytes) -> bytes:
-        """Serialise one event that is neither a head nor a file; what is left to write."""
-        driver = self.driver
-        if isinstance(event, (BodyChunk, BodyEnd)):
-            out = self._queue(out, driver.conn.send(event))
-            self.sent_bytes += len(event.data)
-        elif isinstance(event, InformationalResponse):
-            driver.write(driver.conn.send(event))
-        elif isinstance(event, Push):
-            driver.push(event)
-        else:  # pragma: no cover - send() handles heads, _send_with_files files
-            raise AssertionError(f"unexpected {type(event).__name__} in a message's events")
-        return out
-
-    async def _send_with_files(self, events: list[CycleEvent], out: bytes) -> None:
-        """The rest of a message whose body is a file (pathsend / zerocopysend)."""
-        for event in events:
-            if isinstance(event, FileBody):
+                return
+            elif isinstance(event, FileBody):
                 out = await self._send_file(event, out)
+            elif isinstance(event, InformationalResponse):
+                driver.write(conn.send(event))
             else:
-                out = self._apply(event, out)
-        await self._sent(out)
-
-    def _sent(self, out: bytes) -> Awaitable[None]:
-        """Write ``out``; finish the response if it is done; wait if the transport is full."""
-        driver = self.driver
+                driver.push(event)
         self.pending_head = b""
         if out:
             driver.write(out)
@@ -251,16 +222,11 @@ class RequestCycle:
             if driver.write_paused:
                 # The end of the response is still queued (HTTP/2 window, or a
                 # full socket): the app's last send() returns once it left.
-                return driver.drain()
+                await driver.drain()
         elif driver.write_paused:
-            return self._drain_or_raise()
-        return driver.server.done
-
-    async def _drain_or_raise(self) -> None:
-        """Wait for the transport to drain; raise if the client left meanwhile."""
-        await self.driver.drain()
-        if self.disconnected or self.driver.transport.is_closing():
-            raise ClientDisconnected("client disconnected")
+            await driver.drain()
+            if self.disconnected or driver.transport.is_closing():
+                raise ClientDisconnected("client disconnected")
 
     def _queue(self, out: bytes, data: bytes) -> bytes:
         """``out`` + ``data`` to write later; a large ``data`` leaves now, behind ``out``.

@@ -74,9 +74,6 @@ class ServerState:
         self.extensions: dict[str, Any] = {}
         self.shutting_down = False
         self.now = loop.time()
-        #: A completed future: what ``RequestCycle.send`` returns when nothing has to wait.
-        self.done: asyncio.Future[None] = loop.create_future()
-        self.done.set_result(None)
         self._date_header = config.date_header
         self._static_headers: list[tuple[bytes, bytes]] = []
         if config.server_header:
