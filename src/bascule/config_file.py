@@ -18,8 +18,6 @@ or the variable's name).
 from __future__ import annotations
 
 import difflib
-import json
-import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -152,6 +150,8 @@ def _convert_list(value: Any, *, text: bool) -> tuple[str, ...]:
     if text and isinstance(value, str):
         stripped = value.strip()
         if stripped.startswith("["):
+            import json  # noqa: PLC0415 (rare; a server need not carry it, docs/performance.md)
+
             value = json.loads(stripped)
         else:
             return tuple(item.strip() for item in stripped.split(",") if item.strip())
@@ -166,6 +166,8 @@ def _convert_list(value: Any, *, text: bool) -> tuple[str, ...]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # noqa: PLC0415 (only with a config file, docs/performance.md)
+
     try:
         with path.open("rb") as stream:
             return tomllib.load(stream)

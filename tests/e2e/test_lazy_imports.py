@@ -4,6 +4,7 @@ only when it uses them: their modules are imported on first use (docs/performanc
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,14 @@ def test_plain_http_imports_none_of_the_lazy_modules(tmp_path: Path) -> None:
         assert before == dict.fromkeys(before, False)
         assert len(before) == 5
         assert loaded(server.url, http2=True) == before  # h2c prior knowledge, same answer
+        # A handshake that fails validation is answered without the WebSocket layer.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"  # no Sec-WebSocket-Key
+            )
+            assert sock.recv(65536).startswith(b"HTTP/1.1 400 ")
+        assert loaded(server.url) == before
         # The first upgrade imports the WebSocket layer, and it then works as always.
         with connect(f"ws://127.0.0.1:{server.port}/", open_timeout=5) as ws:
             assert ws.recv(timeout=5) == "upgraded"

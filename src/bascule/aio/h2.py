@@ -559,8 +559,6 @@ class H2Driver:
 
     def _start_websocket(self, request: RequestReceived, stream: H2Stream) -> None:
         """RFC 8441: a WebSocket on this stream, served by the same session as HTTP/1.1's."""
-        from bascule.aio.websocket import WebSocketSession  # noqa: PLC0415 (see transport.py)
-
         server = self.server
         try:
             if not server.ws_enabled:
@@ -577,6 +575,8 @@ class H2Driver:
             request, self.info, server.lifespan_state, handshake.subprotocols, tls
         )
         carrier = H2WebSocket(self, stream)
+        from bascule.aio.websocket import WebSocketSession  # noqa: PLC0415 (see transport.py)
+
         session = WebSocketSession(carrier, handshake, scope)
         carrier.session = session
         self.websockets[request.stream_id] = carrier

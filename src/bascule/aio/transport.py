@@ -521,10 +521,6 @@ class HttpDriver:
         server.tasks.add(task)
 
     def _start_websocket(self, request: RequestReceived) -> None:
-        # Imported on the first upgrade: the WebSocket layer and the websockets package
-        # cost a server that never upgrades about 3 MiB (docs/performance.md).
-        from bascule.aio.websocket import WebSocketSession  # noqa: PLC0415
-
         server = self.server
         try:
             handshake = validate_handshake(request)
@@ -541,6 +537,11 @@ class HttpDriver:
         )
         if self.info.proxies is not None:  # the session logs the client its proxy named
             self.client_label = _label(scope["client"])
+        # Imported by the first valid upgrade request: the WebSocket layer and the
+        # websockets package cost a server that never serves one about 3 MiB
+        # (docs/performance.md, "Memory").
+        from bascule.aio.websocket import WebSocketSession  # noqa: PLC0415
+
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
         self.transport.pause_reading()  # until the app accepts; then the session reads
