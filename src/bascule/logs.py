@@ -20,26 +20,26 @@ import string
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from bascule.errors import ConfigError
 
 if TYPE_CHECKING:
     from bascule.config import Config
 
-TRACE = 5
+TRACE: Final = 5
 logging.addLevelName(TRACE, "TRACE")
 
-error_log = logging.getLogger("bascule.error")
-access_log = logging.getLogger("bascule.access")
+error_log: Final = logging.getLogger("bascule.error")
+access_log: Final = logging.getLogger("bascule.access")
 
-ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d %d %.2fms'
+ACCESS_FORMAT: Final = '%s - "%s %s HTTP/%s" %d %d %.2fms'
 """client, method, path?query, HTTP version, status, response body bytes, duration."""
 
-REJECTED_FORMAT = '%s - "-" %d %d -'
+REJECTED_FORMAT: Final = '%s - "-" %d %d -'
 """A request answered before it could be read (400, 408, 413, 414, 431, 426, 505)."""
 
-TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+TEXT_FORMAT: Final = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 """The line format of bascule's own handlers in ``--log-format text``."""
 
 # escaping ------------------------------------------------------------------------------------
@@ -47,11 +47,11 @@ TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 # Request fields (path, query, header values, decoded as latin-1): everything but printable
 # ASCII is written as \xNN, and so are '"' and '\' (as nginx does), so that a quoted field
 # cannot be closed from inside and every escape in a line is one bascule wrote.
-_UNSAFE_FIELD = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+_UNSAFE_FIELD: Final = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 # Messages: C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
-_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_UNSAFE_TEXT: Final = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Tracebacks: the same, except the line feeds that separate their lines.
-_UNSAFE_MULTILINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_UNSAFE_MULTILINE: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _hex(match: re.Match[str]) -> str:
@@ -131,7 +131,7 @@ class JsonFormatter(logging.Formatter):
 # access lines --------------------------------------------------------------------------------
 
 #: Fields of ``--access-log-format`` (plus ``header_<name>`` for request headers).
-ACCESS_FIELDS = (
+ACCESS_FIELDS: Final = (
     "client",
     "method",
     "path",
@@ -146,7 +146,7 @@ ACCESS_FIELDS = (
 )
 
 # Values of the right types, to check a template (format specs included) at startup.
-_SAMPLE: dict[str, Any] = {
+_SAMPLE: Final[dict[str, Any]] = {
     "client": "127.0.0.1:50000",
     "method": "GET",
     "path": "/",

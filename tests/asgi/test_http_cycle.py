@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -226,3 +227,15 @@ def test_invalid_message_leaves_the_cycle_usable() -> None:
     assert cycle.state is CycleState.START
     (head,) = cycle.on_message({"type": START, "status": 200})
     assert isinstance(head, ResponseHead)
+
+
+def test_a_mapping_that_is_not_a_dict_is_read_as_one() -> None:
+    """Messages are dicts, read with dictionary lookups; another Mapping is copied first."""
+    cycle = HttpCycle()
+    start = MappingProxyType({"type": START, "status": 201, "headers": [(b"a", b"b")]})
+    (head,) = cycle.on_message(start)
+    assert isinstance(head, ResponseHead)
+    assert (head.status, head.headers) == (201, [(b"a", b"b")])
+    (end,) = cycle.on_message(MappingProxyType({"type": BODY, "body": b"done"}))
+    assert isinstance(end, BodyEnd)
+    assert end.data == b"done"

@@ -646,3 +646,27 @@ def test_bad_request_after_a_declined_upgrade_is_a_protocol_error() -> None:
     first = conn.next_event()
     assert isinstance(first, RequestReceived)
     assert first.path == b"/a"
+
+
+@pytest.mark.parametrize(
+    ("method", "fields", "upgrade"),
+    [
+        ("GET", [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")], True),
+        ("GET", [(b"UPGRADE", b"websocket"), (b"connection", b"keep-alive, upgrade")], True),
+        ("GET", [(b"Upgrade", b"websocket")], False),  # llhttp: no "Connection: upgrade"
+        ("GET", [(b"Connection", b"Upgrade")], False),
+        ("GET", [], False),
+        ("POST", [(b"Content-Length", b"0")], False),
+        ("CONNECT", [], True),  # the authority-form target, then the tunnel's bytes
+    ],
+)
+def test_upgrade_flag_matches_llhttp(
+    method: str, fields: list[tuple[bytes, bytes]], upgrade: bool
+) -> None:
+    """The reader asks llhttp whether a request upgrades only when it has an Upgrade field
+    or is a CONNECT; the answer must be llhttp's in every case."""
+    target = "example.com:443" if method == "CONNECT" else "/"
+    conn = H1Connection(accept_upgrades=frozenset({b"websocket"}))
+    req = single(feed(conn, [request(method, target, headers=[*HOST, *fields])]))
+    assert req.upgrade is upgrade
+    assert req.method == method

@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections.abc import Coroutine
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from bascule.aio.sendfile import send_file
 from bascule.asgi.http import CycleState, FileBody, HttpCycle
@@ -39,16 +39,16 @@ CycleConn: TypeAlias = "H1Connection | H2Stream"
 
 
 #: Unread request body above which the driver stops reading the socket.
-BODY_HIGH_WATER = 64 * 1024
+BODY_HIGH_WATER: Final = 64 * 1024
 
-_EMPTY_BODY: dict[str, Any] = {"type": "http.request", "body": b"", "more_body": False}
-_DISCONNECT: dict[str, Any] = {"type": "http.disconnect"}
-_500_BODY = b"Internal Server Error\n"
+_EMPTY_BODY: Final[dict[str, Any]] = {"type": "http.request", "body": b"", "more_body": False}
+_DISCONNECT: Final[dict[str, Any]] = {"type": "http.disconnect"}
+_500_BODY: Final = b"Internal Server Error\n"
 #: Body bytes above which the held head is not copied in front of them: both go to
 #: one ``writelines`` (one ``writev`` on uvloop) instead.
-_COPY_LIMIT = 16 * 1024
+_COPY_LIMIT: Final = 16 * 1024
 #: Bytes read per step when a file is the body (pathsend / zerocopysend).
-_FILE_CHUNK = 256 * 1024
+_FILE_CHUNK: Final = 256 * 1024
 
 
 def start_task(
@@ -66,7 +66,7 @@ def start_task(
     return loop.create_task(coro, name=name)
 
 
-PLAIN_TEXT: list[tuple[bytes, bytes]] = [(b"content-type", b"text/plain; charset=utf-8")]
+PLAIN_TEXT: Final[list[tuple[bytes, bytes]]] = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 def whole_response(

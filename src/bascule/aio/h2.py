@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from bascule.aio.app import RequestCycle, start_task
 from bascule.aio.batch import WriteBatch
@@ -41,21 +41,21 @@ if TYPE_CHECKING:
     from bascule.aio.state import ServerState
     from bascule.aio.websocket import WebSocketSession
 
-_CANCEL = 0x8  # RST_STREAM CANCEL
+_CANCEL: Final = 0x8  # RST_STREAM CANCEL
 #: A stream whose app has this much unread body is waiting on the app, not the client.
-_BODY_STALL_FLOOR = 1
+_BODY_STALL_FLOOR: Final = 1
 
 #: Queued WebSocket bytes on a stream (waiting for window) before the session's send() waits.
-_WS_PENDING_LIMIT = 64 * 1024
+_WS_PENDING_LIMIT: Final = 64 * 1024
 
 #: What every HTTP/2 stream's scope advertises.
-H2_EXTENSIONS: dict[str, dict[str, Any]] = {
+H2_EXTENSIONS: Final[dict[str, dict[str, Any]]] = {
     "http.response.trailers": {},
     "http.response.early_hint": {},
     "http.response.pathsend": {},
     "http.response.zerocopysend": {},
 }
-_INTERNAL_ERROR = 0x2
+_INTERNAL_ERROR: Final = 0x2
 
 
 class H2Stream:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from bascule.aio.h2 import H2Driver
 from bascule.aio.registry import ConnectionRegistry
@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 #: At most one "concurrency limit reached" line per this many seconds (a flood of
 #: 503s would otherwise write one line each).
-LIMIT_LOG_INTERVAL = 5.0
+LIMIT_LOG_INTERVAL: Final = 5.0
 
 
-_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
-_MONTHS = b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_DAYS: Final = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+_MONTHS: Final = b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 
 def http_date(seconds: float) -> bytes:

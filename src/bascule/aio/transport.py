@@ -20,7 +20,7 @@ import contextlib
 import os
 import ssl
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from bascule.aio.app import RequestCycle, start_task
 from bascule.aio.h2 import H2Driver
@@ -50,16 +50,16 @@ if TYPE_CHECKING:
     from bascule.aio.websocket import WebSocketSession
 
 #: What every HTTP/1.1 request's scope advertises.
-H1_EXTENSIONS: dict[str, Any] = {
+H1_EXTENSIONS: Final[dict[str, Any]] = {
     "http.response.early_hint": {},
     "http.response.pathsend": {},
     "http.response.zerocopysend": {},
 }
-_TRAILERS: dict[str, Any] = {"http.response.trailers": {}}
+_TRAILERS: Final[dict[str, Any]] = {"http.response.trailers": {}}
 #: ``os.sendfile`` exists (not on Windows): file bodies may skip Python.
-_HAS_SENDFILE = hasattr(os, "sendfile")
+_HAS_SENDFILE: Final = hasattr(os, "sendfile")
 
-_ERROR_BODIES = {
+_ERROR_BODIES: Final = {
     400: b"Bad Request\n",
     408: b"Request Timeout\n",
     413: b"Content Too Large\n",
@@ -118,7 +118,7 @@ def proxy_settings(config: Config) -> ProxySettings | None:
 
 #: Bytes read at once while looking for a PROXY header on a cleartext
 #: connection (the bytes after it go to the HTTP parser).
-_PROXY_READ_SIZE = 4096
+_PROXY_READ_SIZE: Final = 4096
 
 
 class ProxyHeaderReader(asyncio.BufferedProtocol):

@@ -15,7 +15,7 @@ import asyncio
 import os
 from collections import deque
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from bascule.aio.app import whole_response
 from bascule.aio.batch import WriteBatch
@@ -41,11 +41,11 @@ if TYPE_CHECKING:
     from bascule.aio.transport import HttpDriver
     from bascule.asgi_types import ASGI3App, Message
 
-_CONNECT: dict[str, Any] = {"type": "websocket.connect"}
+_CONNECT: Final[dict[str, Any]] = {"type": "websocket.connect"}
 
 #: Received bytes held back (while the app reads earlier messages) before the
 #: socket stops being read.
-_HOLD_LIMIT = 64 * 1024
+_HOLD_LIMIT: Final = 64 * 1024
 
 
 class WebSocketSession:

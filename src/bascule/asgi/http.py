@@ -8,7 +8,7 @@ the neutral protocol events to send.  A message that breaks the spec raises
 Nothing here awaits, logs or touches I/O.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import IntEnum
 from typing import Any
 
@@ -88,7 +88,15 @@ def _check_headers_slow(kind: str, raw: object) -> Headers:
     return headers
 
 
-def _body_of(kind: str, message: Any) -> tuple[bytes, bool]:
+def _as_dict(message: object) -> dict[str, Any]:
+    """A message given as a Mapping other than a dict, copied to one (AppMessageError if
+    it is no mapping at all)."""
+    if isinstance(message, Mapping):
+        return dict(message)
+    raise AppMessageError(f"message must be a dict with a 'type' key, got {_describe(message)}")
+
+
+def _body_of(kind: str, message: dict[str, Any]) -> tuple[bytes, bool]:
     body = message.get("body", b"")
     if type(body) is not bytes:
         if not isinstance(body, bytes | bytearray | memoryview):
@@ -158,16 +166,16 @@ class HttpCycle:
 
     def on_message(self, message: Any) -> list[CycleEvent]:
         """Events for ``message``; raises AppMessageError if it breaks the spec."""
-        try:
-            mtype = message["type"]
-        except (TypeError, KeyError):
-            raise AppMessageError(
-                f"message must be a dict with a 'type' key, got {_describe(message)}"
-            ) from None
+        # Typed as a dict from here on: each read is then a dictionary lookup, not a
+        # method found and called by name (a Mapping that is not a dict is copied).
+        msg: dict[str, Any] = message if type(message) is dict else _as_dict(message)
+        mtype = msg.get("type")
+        if mtype is None:
+            raise AppMessageError(f"message must be a dict with a 'type' key, got {_describe(msg)}")
         state = self.state
         if mtype == "http.response.body":
             self._expect_body(mtype, state)
-            body, more = _body_of(mtype, message)
+            body, more = _body_of(mtype, msg)
             if more:
                 return [BodyChunk(self.stream_id, body)] if body else []
             if not self.wants_trailers:
@@ -177,13 +185,13 @@ class HttpCycle:
         if mtype == "http.response.start":
             if state is not CycleState.START:
                 raise AppMessageError("http.response.start sent twice")
-            status = message.get("status")
+            status = msg.get("status")
             if type(status) is not int:
                 raise AppMessageError(f"{mtype}: status must be an int, got {_describe(status)}")
             if not 200 <= status <= 999:
                 raise AppMessageError(f"{mtype}: status must be in 200..999, got {status}")
-            headers = check_headers(mtype, message.get("headers", ()))
-            trailers = message.get("trailers", False)
+            headers = check_headers(mtype, msg.get("headers", ()))
+            trailers = msg.get("trailers", False)
             if type(trailers) is not bool:
                 raise AppMessageError(
                     f"{mtype}: trailers must be a bool, got {_describe(trailers)}"
@@ -192,7 +200,7 @@ class HttpCycle:
             self.state = CycleState.BODY
             self.status = status
             return [ResponseHead(self.stream_id, status, headers)]
-        return self._extension(mtype, state, message)
+        return self._extension(mtype, state, msg)
 
     def _expect_body(self, mtype: str, state: CycleState) -> None:
         if state is not CycleState.BODY:
@@ -212,7 +220,9 @@ class HttpCycle:
         events.append(BodyEnd(self.stream_id))
         return events
 
-    def _extension(self, mtype: object, state: CycleState, message: Any) -> list[CycleEvent]:
+    def _extension(
+        self, mtype: object, state: CycleState, message: dict[str, Any]
+    ) -> list[CycleEvent]:
         if mtype == "http.response.trailers":
             if state is not CycleState.TRAILERS:
                 raise AppMessageError(

@@ -1,6 +1,6 @@
 """Build ASGI ``http`` scopes from protocol events and connection facts."""
 
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 from bascule.asgi.forwarded import TrustedProxies
@@ -9,7 +9,7 @@ from bascule.proto.events import RequestReceived
 
 #: ASGI version bascule speaks, and the HTTP sub-spec version it implements in
 #: full (2.4: ``send()`` raises an ``OSError`` subclass after a disconnect).
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
 
 Address = tuple[str, int] | tuple[str, None]
 
@@ -75,7 +75,7 @@ class ConnInfo:
 
 def decode_path(raw: bytes) -> str:
     """Percent-decode a raw path and decode UTF-8 (invalid sequences replaced)."""
-    if raw.find(b"%") >= 0:  # not "in", which formats and drops a TypeError first
+    if raw.partition(b"%")[1]:  # not "in" or find (see RequestReader.on_headers_complete)
         raw = unquote_to_bytes(raw)
     return raw.decode("utf-8", "replace")
 
@@ -113,10 +113,10 @@ def http_scope(
 
 #: The websocket sub-spec version implemented in full (2.4: reason in
 #: ``websocket.close`` and ``websocket.disconnect``; 2.3 denial responses).
-WS_ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+WS_ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
 
 #: ASGI extensions every websocket scope advertises.
-WS_EXTENSIONS: dict[str, Any] = {"websocket.http.response": {}}
+WS_EXTENSIONS: Final[dict[str, Any]] = {"websocket.http.response": {}}
 
 
 def websocket_scope(

@@ -18,7 +18,7 @@ problem.  Nothing here awaits, logs or touches I/O.
 """
 
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from bascule.asgi.http import _describe, check_headers
 from bascule.errors import AppMessageError
@@ -78,7 +78,7 @@ class ResponseBody:
 
 Action = Accept | SendData | Close | ResponseStart | ResponseBody
 
-_ALLOWED = {
+_ALLOWED: Final = {
     WsState.CONNECTING: (
         "websocket.accept",
         "websocket.close",
@@ -90,7 +90,7 @@ _ALLOWED = {
     WsState.RESPONSE_DONE: (),
 }
 
-_NEXT = {
+_NEXT: Final = {
     (WsState.CONNECTING, "websocket.accept"): WsState.ACCEPTED,
     (WsState.CONNECTING, "websocket.close"): WsState.CLOSED,
     (WsState.CONNECTING, "websocket.http.response.start"): WsState.RESPONSE,

@@ -6,12 +6,13 @@ response.
 """
 
 import re
+from typing import Final
 
 # RFC 9110 §5.1: field-name = token; token = 1*tchar.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 §5.5: field-value has no CR, LF or NUL; we also refuse other C0
 # controls except HTAB, which no legitimate value needs.
-BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+BAD_VALUE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def is_token(name: bytes) -> bool:
@@ -26,8 +27,11 @@ def bad_value_char(value: bytes) -> int | None:
 
 
 #: Codes of response fields the writer handles itself.
-CONTENT_LENGTH, CONNECTION, TRANSFER_ENCODING, DEFAULT = 1, 2, 3, 4
-FRAMING_FIELDS = {
+CONTENT_LENGTH: Final = 1
+CONNECTION: Final = 2
+TRANSFER_ENCODING: Final = 3
+DEFAULT: Final = 4
+FRAMING_FIELDS: Final = {
     b"content-length": CONTENT_LENGTH,
     b"connection": CONNECTION,
     b"transfer-encoding": TRANSFER_ENCODING,
@@ -55,4 +59,4 @@ class DefaultHeaders:
         return b"".join(b"%b: %b\r\n" % (n, v) for n, v in self.pairs if n.lower() not in names)
 
 
-NO_DEFAULT_HEADERS = DefaultHeaders([])
+NO_DEFAULT_HEADERS: Final = DefaultHeaders([])

@@ -1,23 +1,24 @@
 """Byte and count limits enforced inside the protocol code, each with its reason."""
 
 from dataclasses import dataclass
+from typing import Final
 
 #: Request line plus header section.  64 KiB, as the issue asks; nginx's default
 #: ``large_client_header_buffers`` is 4 x 8 KiB, Node.js allows 16 KiB, h11 16 KiB.
-DEFAULT_MAX_HEADER_SIZE = 64 * 1024
+DEFAULT_MAX_HEADER_SIZE: Final = 64 * 1024
 
 #: Request target (URL).  Past it: 414.  nginx's 8 KiB buffer sets the practical
 #: ceiling most clients and proxies honour; we allow twice that.
-DEFAULT_MAX_TARGET_SIZE = 16 * 1024
+DEFAULT_MAX_TARGET_SIZE: Final = 16 * 1024
 
 #: Number of header fields.  Guards the per-field Python objects we allocate;
 #: Apache's LimitRequestFields defaults to 100, we allow a little more.
-DEFAULT_MAX_HEADER_COUNT = 128
+DEFAULT_MAX_HEADER_COUNT: Final = 128
 
 #: Requests parsed ahead of the one being answered (pipelining).  Past it the
 #: driver stops reading until the queue drains, so a pipelining client cannot
 #: make us buffer without bound.
-DEFAULT_MAX_PIPELINED = 16
+DEFAULT_MAX_PIPELINED: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +38,11 @@ class Http1Limits:
 
 #: Largest WebSocket message (after decompression).  16 MiB, as the issue asks;
 #: the websockets library defaults to 1 MiB, uvicorn to 16 MiB.
-DEFAULT_WS_MAX_SIZE = 16 * 1024 * 1024
+DEFAULT_WS_MAX_SIZE: Final = 16 * 1024 * 1024
 
 #: Received messages queued for the app before the socket stops being read.
 #: 32, like uvicorn's --ws-max-queue and the websockets library.
-DEFAULT_WS_MAX_QUEUE = 32
+DEFAULT_WS_MAX_QUEUE: Final = 32
 
 
 @dataclass(frozen=True, slots=True)

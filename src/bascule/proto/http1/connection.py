@@ -70,13 +70,13 @@ NEED_DATA: Final = _Sentinel("NEED_DATA")
 #: ``next_event`` result: finish the current response first.
 PAUSED: Final = _Sentinel("PAUSED")
 
-_NO_BODY_STATUS = frozenset({204, 304})
+_NO_BODY_STATUS: Final = frozenset({204, 304})
 # Body writers by framing (looked up once per response, not through the Framing enum).
-_NO_BODY = WRITERS[Framing.NONE]
-_CONTENT_LENGTH = WRITERS[Framing.CONTENT_LENGTH]
-_CHUNKED = WRITERS[Framing.CHUNKED]
-_CLOSE_DELIMITED = WRITERS[Framing.CLOSE]
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_BODY: Final = WRITERS[Framing.NONE]
+_CONTENT_LENGTH: Final = WRITERS[Framing.CONTENT_LENGTH]
+_CHUNKED: Final = WRITERS[Framing.CHUNKED]
+_CLOSE_DELIMITED: Final = WRITERS[Framing.CLOSE]
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class H1Connection:

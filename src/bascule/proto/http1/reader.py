@@ -8,6 +8,7 @@ checks llhttp does not do (Host, size limits, request-target form) are here.
 
 import re
 from collections import deque
+from typing import Final
 
 import httptools
 
@@ -15,21 +16,21 @@ from bascule.proto.errors import RemoteProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, Event, Headers, RequestReceived
 from bascule.proto.limits import Http1Limits
 
-_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+_VERSIONS: Final = {"1.1": "1.1", "1.0": "1.0"}
 #: The end of every HTTP/1.1 request body (one shared, never changed, instance).
-_REQUEST_END = BodyEnd(1)
+_REQUEST_END: Final = BodyEnd(1)
 #: Decoded methods, so that the common ones are not decoded per request.
-_METHODS: dict[bytes, str] = {
+_METHODS: Final[dict[bytes, str]] = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 }
-_OWS = (0x20, 0x09)
+_OWS: Final = (0x20, 0x09)
 #: The fields llhttp reads to decide keep-alive (see on_headers_complete).
-_KEEP_ALIVE_FIELDS = frozenset({b"connection", b"proxy-connection"})
+_KEEP_ALIVE_FIELDS: Final = frozenset({b"connection", b"proxy-connection"})
 
 
 # RFC 9112 §3.2 / RFC 3986 §3.2.2: Host = uri-host [ ":" port ], where
 # uri-host is an IP-literal in brackets or a reg-name (IPv4 addresses included).
-_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?\Z")
+_HOST: Final = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?\Z")
 
 
 class RequestReader:
@@ -46,6 +47,7 @@ class RequestReader:
         "_headers",
         "_limits",
         "_max_body",
+        "_upgrade_field",
         "_url",
         "accept_upgrades",
         "declined_upgrade",
@@ -76,6 +78,8 @@ class RequestReader:
         #: True once the current head has a Connection or Proxy-Connection field (see
         #: on_headers_complete).
         self._connection_field = False
+        #: True once the current head has an Upgrade field (see on_headers_complete).
+        self._upgrade_field = False
         #: True between the first byte of a request and the end of its head.
         self.in_head = False
         #: keep-alive as the last parsed request asked for it.
@@ -96,6 +100,7 @@ class RequestReader:
         self._head_size = 0
         self._body_size = 0
         self._connection_field = False
+        self._upgrade_field = False
 
     def on_url(self, url: bytes) -> None:
         self.progress = True
@@ -123,6 +128,8 @@ class RequestReader:
         name = name.lower()
         if name in _KEEP_ALIVE_FIELDS:
             self._connection_field = True
+        elif name == b"upgrade":
+            self._upgrade_field = True
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -185,25 +192,24 @@ class RequestReader:
                 else "HTTP/1.1 request with more than one Host header"
             )
         url = self._url
-        # bytes.find, not "in": "in" first tries its operand as an int and formats
-        # the TypeError it then discards.
-        cut = url.find(b"#")
-        if cut >= 0:
-            url = url[:cut]  # a fragment is never part of the target (RFC 9110 §4.2.4)
+        # partition, not "in" or find: "in" first tries its operand as an int and
+        # formats the TypeError it then discards, and find parses its arguments as a
+        # tuple; partition takes one argument and returns the whole when it is absent.
+        before, hashmark, _ = url.partition(b"#")
+        if hashmark:
+            url = before  # a fragment is never part of the target (RFC 9110 §4.2.4)
         if url[:1] == b"/":
-            cut = url.find(b"?")
-            if cut < 0:
-                path, query = url, b""
-            else:
-                path, query = url[:cut], url[cut + 1 :]
+            path, _, query = url.partition(b"?")
         else:
             path, query = _other_form(url, headers, parser.get_method())
         if chunked and version == "1.0":
             keep_alive = False  # RFC 9112 §6.1: close after a chunked HTTP/1.0 request
-        upgrade = parser.should_upgrade()
+        raw_method = parser.get_method()
+        # llhttp upgrades a request with an Upgrade field (and "Connection: upgrade") or
+        # a CONNECT; without either, should_upgrade() is False and is not called.
+        upgrade = (self._upgrade_field or raw_method == b"CONNECT") and parser.should_upgrade()
         if upgrade:
-            method = parser.get_method()
-            if method != b"CONNECT" and upgrade_token(headers, self.accept_upgrades) is None:
+            if raw_method != b"CONNECT" and upgrade_token(headers, self.accept_upgrades) is None:
                 # An upgrade we will not serve: llhttp skips the body of an
                 # upgrade request, so the connection re-parses this request
                 # as plain HTTP (see H1Connection.receive_data).
@@ -213,7 +219,6 @@ class RequestReader:
             # connection switches protocols or closes after its response.
             keep_alive = False
         self.keep_alive = keep_alive
-        raw_method = parser.get_method()
         method_name = _METHODS.get(raw_method)
         if method_name is None:
             method_name = raw_method.decode("ascii")

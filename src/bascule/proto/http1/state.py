@@ -18,6 +18,7 @@ be sent in, the state it leads to); any other (state, event) pair is a
 """
 
 from enum import IntEnum
+from typing import Final
 
 from bascule.proto.events import BodyChunk, BodyEnd, InformationalResponse, ResponseHead
 
@@ -31,11 +32,14 @@ class State(IntEnum):
     ERROR = 3
 
 
-IDLE, SEND_BODY, DONE, ERROR = State.IDLE, State.SEND_BODY, State.DONE, State.ERROR
+IDLE: Final = State.IDLE
+SEND_BODY: Final = State.SEND_BODY
+DONE: Final = State.DONE
+ERROR: Final = State.ERROR
 
 #: Our (server) side: event type → (the one state it may be sent in, where it leads).
 #: Keyed by the type alone: one lookup of a type per event sent, no tuple to hash.
-OUR_TRANSITIONS: dict[type, tuple[State, State]] = {
+OUR_TRANSITIONS: Final[dict[type, tuple[State, State]]] = {
     InformationalResponse: (IDLE, IDLE),
     ResponseHead: (IDLE, SEND_BODY),
     BodyChunk: (SEND_BODY, SEND_BODY),

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from enum import Enum
 from http import HTTPStatus
+from typing import Final
 
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import Headers
@@ -33,7 +34,7 @@ def _status_line(status: int) -> bytes:
 
 
 #: Status lines, built once.  Unknown codes are built on demand and cached too.
-STATUS_LINES: dict[int, bytes] = {int(s): _status_line(int(s)) for s in HTTPStatus}
+STATUS_LINES: Final[dict[int, bytes]] = {int(s): _status_line(int(s)) for s in HTTPStatus}
 
 
 def status_line(status: int) -> bytes:
@@ -60,10 +61,10 @@ def check_field(index: int, name: bytes, value: bytes) -> None:
 #: Field names already checked to be tokens, mapped to their lowercase form.
 #: Apps send the same few names over and over; one dict lookup replaces the
 #: grammar check and ``bytes.lower()``.
-KNOWN_NAMES: dict[bytes, bytes] = {}
-_MAX_KNOWN_NAMES = 1024
+KNOWN_NAMES: Final[dict[bytes, bytes]] = {}
+_MAX_KNOWN_NAMES: Final = 1024
 # Controls other than HTAB, CR and LF (those two are counted separately).
-_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROLS: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def lower_name(headers: Headers, name: bytes) -> bytes:
@@ -92,9 +93,9 @@ def check_values(headers: Headers, lines: list[bytes]) -> None:
 #: values over and over: a set lookup replaces the search. Bounded in count and in
 #: the size of a value kept (long values, such as tokens in cookies, are searched
 #: every time and never kept).
-CHECKED_VALUES: set[bytes] = set()
-_MAX_CHECKED_VALUES = 4096
-_MAX_CHECKED_VALUE_SIZE = 128
+CHECKED_VALUES: Final[set[bytes]] = set()
+_MAX_CHECKED_VALUES: Final = 4096
+_MAX_CHECKED_VALUE_SIZE: Final = 128
 
 
 def check_value(headers: Headers, value: bytes) -> None:
@@ -155,8 +156,8 @@ class BodyWriter:
 
 
 #: Framing → (chunk writer, end writer), as unbound methods of BodyWriter.
-WRITERS: dict[
-    Framing, tuple[Callable[[BodyWriter, bytes], bytes], Callable[[BodyWriter], bytes]]
+WRITERS: Final[
+    dict[Framing, tuple[Callable[[BodyWriter, bytes], bytes], Callable[[BodyWriter], bytes]]]
 ] = {
     Framing.CONTENT_LENGTH: (BodyWriter.content_length, BodyWriter.content_length_end),
     Framing.CHUNKED: (BodyWriter.chunked, BodyWriter.chunked_end),

@@ -37,30 +37,33 @@ h2                                            here
 """
 
 import re
+from typing import Final
 
 from bascule.proto.headers import BAD_VALUE
 
 Headers = list[tuple[bytes, bytes]]
 
 # Fields that are only meaningful hop-by-hop on HTTP/1.1 (RFC 9113 §8.2.2).
-CONNECTION_FIELDS = frozenset(
+CONNECTION_FIELDS: Final = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
 
-_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":status", b":protocol"})
+_PSEUDO: Final = frozenset(
+    {b":method", b":scheme", b":authority", b":path", b":status", b":protocol"}
+)
 
 # RFC 9113 §8.2.1: a field name has no 0x00-0x20, no uppercase 0x41-0x5a, no
 # 0x7f-0xff, and (pseudo-header fields aside) no colon.
-_BAD_NAME = re.compile(rb"[^\x21-\x39\x3b-\x40\x5b-\x7e]")
+_BAD_NAME: Final = re.compile(rb"[^\x21-\x39\x3b-\x40\x5b-\x7e]")
 # RFC 9113 §8.2.1: no NUL, LF or CR anywhere in a value (a connection error);
 # the rest of BAD_VALUE is bascule's stricter rule (a 400).
-_CONNECTION_BAD_VALUE = re.compile(rb"[\x00\n\r]")
+_CONNECTION_BAD_VALUE: Final = re.compile(rb"[\x00\n\r]")
 # RFC 9113 §8.2.1: a value does not start or end with SP or HTAB.
-_SP_HTAB = frozenset(b" \t")
+_SP_HTAB: Final = frozenset(b" \t")
 # RFC 9113 §8.3.1 / RFC 9110 §5.6.2 / RFC 3986: the method is a token; the
 # path (and authority) are visible ASCII without spaces.
-_METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
+_METHOD: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_TARGET: Final = re.compile(rb"[\x00-\x20\x7f-\xff]")
 
 
 def join_cookies(fields: Headers) -> Headers:

@@ -168,7 +168,8 @@ def _static_indices() -> tuple[dict[Field, int], dict[bytes, int]]:
     return fields, names
 
 
-_STATIC_FIELDS, _STATIC_NAMES = _static_indices()
+_STATIC_FIELDS: Final[dict[Field, int]] = _static_indices()[0]
+_STATIC_NAMES: Final[dict[bytes, int]] = _static_indices()[1]
 
 
 class HpackError(Exception):

@@ -46,7 +46,7 @@ _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
 _PONG: Final = Opcode.PONG
 _CLOSE: Final = Opcode.CLOSE
-_UTF8 = codecs.getincrementaldecoder("utf-8")
+_UTF8: Final = codecs.getincrementaldecoder("utf-8")
 
 
 class WsMessage:
@@ -89,9 +89,9 @@ class WsClosed:
 
 WsEvent = WsMessage | WsPong | WsClosed
 
-_RESERVED_OPCODES = frozenset({3, 4, 5, 6, 7, 11, 12, 13, 14, 15})
+_RESERVED_OPCODES: Final = frozenset({3, 4, 5, 6, 7, 11, 12, 13, 14, 15})
 #: First header byte of a final, uncompressed text (0x81) or binary (0x82) frame.
-_PLAIN_DATA = frozenset({0x81, 0x82})
+_PLAIN_DATA: Final = frozenset({0x81, 0x82})
 
 
 class _Peek:

@@ -7,13 +7,14 @@ Works on the neutral ``RequestReceived`` so an HTTP/2 extended CONNECT
 import base64
 import binascii
 import hashlib
+from typing import Final
 
 from bascule.proto.errors import LocalProtocolError, RemoteProtocolError
 from bascule.proto.events import Headers, RequestReceived
 from bascule.proto.headers import is_token
 from bascule.proto.http1.writer import check_field
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class HandshakeError(RemoteProtocolError):
