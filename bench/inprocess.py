@@ -140,7 +140,7 @@ def best_of(measure: Measure, doc: str, requests: int, http2: bool, what: str) -
     if getattr(args, "server", "bascule") == "sketch":
         measure = measure_sketch
         what += " (sketch)"
-    logging.getLogger("bascule.access").setLevel(logging.WARNING)
+    logging.getLogger("bascule.access").disabled = True  # as --no-access-log does
     sys.path.insert(0, str(ROOT))
     module, _, attribute = args.app.partition(":")
     app = getattr(importlib.import_module(module), attribute)

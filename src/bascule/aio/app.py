@@ -384,7 +384,9 @@ class RequestCycle:
                 self.sent_bytes,
                 self.received,
             )
-        if access_log.isEnabledFor(20):
+        # ``disabled`` (--no-access-log) is read first: an attribute, where isEnabledFor
+        # is a call into Python on every response.
+        if not access_log.disabled and access_log.isEnabledFor(20):
             log_request(
                 client,
                 self.scope["method"],
