@@ -539,6 +539,31 @@ def test_access_log_line(live: Live, caplog: pytest.LogCaptureFixture) -> None:
     assert line.endswith("ms")
 
 
+@pytest.mark.parametrize("disabled", [0, 1])
+def test_access_logger_disabled_flag_of_any_type(
+    live: Live, caplog: pytest.LogCaptureFixture, disabled: int
+) -> None:
+    """logging keeps whatever a config sets as ``disabled`` (dictConfig with
+    ``disable_existing_loggers: 0`` sets an int): it is read for its truth, never assumed a
+    bool (a compiled bool read raised TypeError into every response)."""
+    server = live(hello)
+    access = logging.getLogger("bascule.access")
+    saved = access.disabled
+    access.disabled = disabled  # type: ignore[assignment]
+    try:
+        with caplog.at_level(logging.INFO, logger="bascule.access"):
+            response = httpx.get(server.url + "/flag", timeout=5)
+            deadline = time.monotonic() + (2 if not disabled else 0.3)
+            while not caplog.records and time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        access.disabled = saved
+    assert response.status_code == 200
+    assert response.text == "Hello, world!"
+    lines = [r.getMessage() for r in caplog.records if r.name == "bascule.access"]
+    assert len(lines) == (0 if disabled else 1)
+
+
 @pytest.mark.parametrize("slow", [False, True])
 def test_bad_request_after_good_one_answers_both(live: Live, slow: bool) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
@@ -623,3 +648,16 @@ def test_large_first_body_follows_its_head_pipelined(live: Live, framing: str, s
         else:
             assert b"transfer-encoding: chunked" in head
             assert rest == b"%x\r\n" % size + body + b"\r\n0\r\n\r\n"
+
+
+def test_declined_upgrade_with_proxy_connection_is_served(live: Live) -> None:
+    """An Upgrade nobody serves with "Proxy-Connection: upgrade" is answered as plain HTTP;
+    it used to recurse until the compiled server's stack overflowed (a segfault)."""
+    server = live(hello)
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nProxy-Connection: upgrade\r\n\r\n"
+    with server.connect() as sock:
+        sock.sendall(head)
+        assert recv_response(sock).startswith(b"HTTP/1.1 200 ")
+        sock.sendall(head)  # the same connection keeps serving
+        assert recv_response(sock).endswith(b"Hello, world!")
+    assert httpx.get(server.url + "/", timeout=5).status_code == 200

@@ -649,6 +649,32 @@ def test_bad_request_after_a_declined_upgrade_is_a_protocol_error() -> None:
 
 
 @pytest.mark.parametrize(
+    "value", [b"upgrade", b"Upgrade", b"UpGrAdE", b"upgrade,", b",upgrade", b"x,\tupgrade"]
+)
+@pytest.mark.parametrize("field", [b"Connection", b"Proxy-Connection"])
+def test_declined_upgrade_is_read_as_plain_http(field: bytes, value: bytes) -> None:
+    """An upgrade nobody serves is read again without its upgrade token, from Connection
+    and from Proxy-Connection alike (llhttp reads both; the replay recursed without end,
+    a segfault in the compiled build, when only Connection lost it)."""
+    data = b"GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\n" + field + b": " + value + b"\r\n\r\n"
+    req = single(feed(H1Connection(accept_upgrades=frozenset({b"websocket"})), [data]))
+    assert (req.path, req.upgrade) == (b"/a", False)
+    assert [v for n, v in req.headers if n == b"upgrade"] == [b"foo"]
+
+
+def test_replay_that_still_upgrades_is_refused() -> None:
+    """The guard under the replay: a request that would upgrade again on its second
+    reading is a protocol error, not another replay."""
+    conn = H1Connection()
+    conn._replaying = True  # as if this were the replay already
+    with pytest.raises(RemoteProtocolError, match="cannot be read as plain HTTP"):
+        conn.receive_data(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nConnection: upgrade\r\n\r\n"
+        )
+    assert conn._replaying is True  # left as the caller set it
+
+
+@pytest.mark.parametrize(
     ("method", "fields", "upgrade"),
     [
         ("GET", [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")], True),

@@ -13,7 +13,7 @@ import asyncio
 import os
 from collections.abc import Coroutine
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
 from bascule.aio.sendfile import send_file
 from bascule.asgi.http import CycleState, FileBody, HttpCycle
@@ -385,8 +385,9 @@ class RequestCycle:
                 self.received,
             )
         # ``disabled`` (--no-access-log) is read first: an attribute, where isEnabledFor
-        # is a call into Python on every response.
-        if not access_log.disabled and access_log.isEnabledFor(20):
+        # is a call into Python on every response. Read untyped: logging stores whatever
+        # a config gives it (dictConfig's disable_existing_loggers=0 sets an int).
+        if not cast(Any, access_log).disabled and access_log.isEnabledFor(20):
             log_request(
                 client,
                 self.scope["method"],

@@ -170,7 +170,7 @@ class HttpCycle:
         # method found and called by name (a Mapping that is not a dict is copied).
         msg: dict[str, Any] = message if type(message) is dict else _as_dict(message)
         mtype = msg.get("type")
-        if mtype is None:
+        if mtype is None and "type" not in msg:
             raise AppMessageError(f"message must be a dict with a 'type' key, got {_describe(msg)}")
         state = self.state
         if mtype == "http.response.body":

@@ -91,6 +91,7 @@ class H1Connection:
         "_ignore_rest",
         "_limits",
         "_reader",
+        "_replaying",
         "continue_pending",
         "keep_alive",
         "method",
@@ -110,6 +111,8 @@ class H1Connection:
         self._dribble = 0
         self._error: RemoteProtocolError | None = None
         self._ignore_rest = False
+        #: True while a declined upgrade request is being parsed again (receive_data).
+        self._replaying = False
         self._body = BodyWriter(0)
         self._chunk_writer: Callable[[BodyWriter, bytes], bytes] = BodyWriter.nothing
         self._end_writer: Callable[[BodyWriter], bytes] = BodyWriter.end_nothing
@@ -172,7 +175,16 @@ class H1Connection:
                 return
             self._fail(RemoteProtocolError(f"malformed request: {_llhttp_reason(exc)}"))
         if replay is not None:
-            self.receive_data(replay)
+            if self._replaying:
+                # Read again without its upgrade tokens, the request still upgrades: never
+                # loop on it (each pass would parse it once more).
+                self._fail(RemoteProtocolError("upgrade request that cannot be read as plain HTTP"))
+                return
+            self._replaying = True
+            try:
+                self.receive_data(replay)
+            finally:
+                self._replaying = False
             return
         if reader.in_head and data[-1:] == b"\n" and reader.parser.get_http_version() == "0.0":
             # A request line ended without "HTTP/x.y": an HTTP/0.9 request,

@@ -191,6 +191,7 @@ class RequestReader:
                 if host_count == 0
                 else "HTTP/1.1 request with more than one Host header"
             )
+        raw_method = parser.get_method()
         url = self._url
         # partition, not "in" or find: "in" first tries its operand as an int and
         # formats the TypeError it then discards, and find parses its arguments as a
@@ -201,10 +202,9 @@ class RequestReader:
         if url[:1] == b"/":
             path, _, query = url.partition(b"?")
         else:
-            path, query = _other_form(url, headers, parser.get_method())
+            path, query = _other_form(url, headers, raw_method)
         if chunked and version == "1.0":
             keep_alive = False  # RFC 9112 §6.1: close after a chunked HTTP/1.0 request
-        raw_method = parser.get_method()
         # llhttp upgrades a request with an Upgrade field (and "Connection: upgrade") or
         # a CONNECT; without either, should_upgrade() is False and is not called.
         upgrade = (self._upgrade_field or raw_method == b"CONNECT") and parser.should_upgrade()
@@ -253,7 +253,8 @@ class RequestReader:
             self.events.append(_REQUEST_END)
 
     def head_without_upgrade(self) -> bytes:
-        """The request head just parsed, minus the ``upgrade`` token of Connection.
+        """The request head just parsed, minus the ``upgrade`` token of Connection and of
+        Proxy-Connection (which llhttp reads the same way).
 
         Fed to a fresh parser, it makes llhttp read the request (and its body)
         as plain HTTP.
@@ -265,7 +266,7 @@ class RequestReader:
         ]
         for name, value in self._headers:
             kept = value
-            if name == b"connection":
+            if name in _KEEP_ALIVE_FIELDS:
                 tokens = [t for t in value.split(b",") if t.strip().lower() != b"upgrade"]
                 if not tokens:
                     continue

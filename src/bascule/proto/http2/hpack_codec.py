@@ -168,8 +168,9 @@ def _static_indices() -> tuple[dict[Field, int], dict[bytes, int]]:
     return fields, names
 
 
-_STATIC_FIELDS: Final[dict[Field, int]] = _static_indices()[0]
-_STATIC_NAMES: Final[dict[bytes, int]] = _static_indices()[1]
+_STATIC_INDICES: Final = _static_indices()
+_STATIC_FIELDS: Final[dict[Field, int]] = _STATIC_INDICES[0]
+_STATIC_NAMES: Final[dict[bytes, int]] = _STATIC_INDICES[1]
 
 
 class HpackError(Exception):
