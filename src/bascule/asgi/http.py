@@ -88,12 +88,16 @@ def _check_headers_slow(kind: str, raw: object) -> Headers:
     return headers
 
 
+def _not_a_message(message: object) -> AppMessageError:
+    return AppMessageError(f"message must be a dict with a 'type' key, got {_describe(message)}")
+
+
 def _as_dict(message: object) -> dict[str, Any]:
     """A message given as a Mapping other than a dict, copied to one (AppMessageError if
     it is no mapping at all)."""
     if isinstance(message, Mapping):
         return dict(message)
-    raise AppMessageError(f"message must be a dict with a 'type' key, got {_describe(message)}")
+    raise _not_a_message(message)
 
 
 def _body_of(kind: str, message: dict[str, Any]) -> tuple[bytes, bool]:
@@ -171,7 +175,7 @@ class HttpCycle:
         msg: dict[str, Any] = message if type(message) is dict else _as_dict(message)
         mtype = msg.get("type")
         if mtype is None and "type" not in msg:
-            raise AppMessageError(f"message must be a dict with a 'type' key, got {_describe(msg)}")
+            raise _not_a_message(message)
         state = self.state
         if mtype == "http.response.body":
             self._expect_body(mtype, state)
