@@ -6,7 +6,8 @@
 * Past ``--limit-concurrency`` requests are answered 503 at once.
 * Out of file descriptors (a low ``RLIMIT_NOFILE`` set on the running server with
   ``prlimit``), accepting pauses with one log line per interval, and resumes once
-  descriptors come free: a fresh client is answered.
+  descriptors come free: a fresh client is answered. The recovery is logged also when
+  nobody is waiting in the backlog by then.
 
 Each test counts the server's descriptors (``/proc/PID/fd``) before and after: the
 count returns to its baseline.  Every loop is bounded in count and time.
@@ -193,7 +194,7 @@ def test_flood_past_max_connections_waits_then_is_served(
         sockets.extend(flood)
         for sock in flood:
             sock.sendall(GET_CLOSE % b"/")
-        server.wait_for_line("accepting paused", timeout=3)
+        server.wait_for_line("accepting paused", timeout=10)
         # Not accepted: no answer, and no descriptor spent on the flood.
         assert readable(flood, 0.5) == []
         assert fd_count(pid) <= base + CAP
@@ -275,7 +276,7 @@ def test_descriptor_exhaustion_pauses_and_resumes_accepting(
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
         # More idle connections than descriptors: the server accepts until it has none.
         sockets.extend(connect(port) for _ in range(idle))
-        first = server.wait_for_line("cannot accept connections", timeout=3)
+        first = server.wait_for_line("cannot accept connections", timeout=10)
         logged = time.monotonic()
         assert "Too many open files" in first
         # Accepting stays paused and retries (each close and each tick) for a while:
@@ -296,8 +297,39 @@ def test_descriptor_exhaustion_pauses_and_resumes_accepting(
             sock.close()
         data = read_until_closed(fresh, time.monotonic() + 5)
         assert statuses(data) == [200], data
-        server.wait_for_line("accepting connections on .* again", timeout=3)
+        server.wait_for_line("accepting connections on .* again", timeout=10)
         close_all(sockets)
+        assert get(port) == 200
+        assert wait_fd_count(pid, base) == base
+        assert "Traceback" not in server.stderr
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_recovery_from_descriptor_exhaustion_is_seen_with_an_empty_backlog(
+    tmp_path: Path, sockets: list[socket.socket], loop: str
+) -> None:
+    pytest.importorskip(loop)
+    with start_bascule([*BASE_ARGS, "--loop", loop], tmp_path) as server:
+        port, pid = server.port, server.pid
+        base = baseline(server)
+        # One descriptor to spare (a limit just above the lowest free number): the first
+        # client takes it, and the accept() the server tries next fails for want of a
+        # descriptor, though no other client is waiting.
+        used = {int(entry.name) for entry in Path(f"/proc/{pid}/fd").iterdir()}
+        spare = min(set(range(len(used) + 1)) - used)
+        _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (spare + 1, hard))
+        first = connect(port)
+        sockets.append(first)
+        first.sendall(GET % b"/")
+        assert read_response(first, 5.0) == 200
+        line = server.wait_for_line("cannot accept connections", timeout=10)
+        assert "Too many open files" in line
+        # The client leaves, its descriptor comes free, and the backlog is empty: the
+        # server must find out that accepting works by itself, not from the next client.
+        first.close()
+        server.wait_for_line("accepting connections on .* again", timeout=10)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (spare + 8, hard))
         assert get(port) == 200
         assert wait_fd_count(pid, base) == base
         assert "Traceback" not in server.stderr

@@ -230,6 +230,14 @@ class Acceptor:
         self.paused = None
         self.state.connections.on_discard = None
         self.start()
+        # Try now rather than when a listener turns readable: with an empty backlog it
+        # does not, and a recovery from failed accept() calls (the kernel fails them for
+        # want of a descriptor even with nobody waiting) would go unseen, and unlogged,
+        # until the next client came.
+        for listener in self.listeners:
+            if self.paused is not None:
+                break
+            self._accept(listener)
 
     def _connection_closed(self) -> None:
         """A connection left the registry: a descriptor may be free (checked next turn,
