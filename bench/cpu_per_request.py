@@ -6,11 +6,11 @@ Each target is served on CPU 0 (``--app``, default ``bench.app:app``; one worker
 log off) and loaded from CPU 1 by ``wrk -t1 -c64`` (``--connections``) for ``--duration``
 seconds after a 1 s warm-up.
 The server's user+system CPU time (``/proc/PID/stat``) divided by the requests wrk
-completed is its cost per request: unlike requests/s, it barely moves when another
-process shares the machine. Targets: ``compiled`` (this checkout, with its mypyc
-build), ``pure`` (a copy of ``src/`` without the compiled modules), ``uvicorn``
-(httptools + uvloop), ``sketch`` (``bench/sketch.py``, the issue's hot-path-only
-sketch), or a path to another ``src/`` directory.
+completed is its cost per request, also given as user and system time apart: unlike
+requests/s, it barely moves when another process shares the machine. Targets:
+``compiled`` (this checkout, with its mypyc build), ``pure`` (a copy of ``src/`` without
+the compiled modules), ``uvicorn`` (httptools + uvloop), ``sketch`` (``bench/sketch.py``,
+the issue's hot-path-only sketch), or a path to another ``src/`` directory.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of process ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def free_port() -> int:
@@ -71,8 +72,8 @@ def measure(
     app: str,
     path: str,
     connections: int = 64,
-) -> tuple[float, float]:
-    """(µs of server CPU per request, requests/s) of one run."""
+) -> tuple[float, float, float]:
+    """(µs of server user CPU per request, of system CPU per request, requests/s) of one run."""
     port = free_port()
     argv, pythonpath = command(target, src, port, python, app)
     env = {**os.environ, "PYTHONPATH": pythonpath}
@@ -92,7 +93,7 @@ def measure(
         out = subprocess.run(
             [*wrk, f"-d{duration}s", url], capture_output=True, text=True, check=True, timeout=60
         ).stdout
-        used = cpu_seconds(server.pid) - before
+        after = cpu_seconds(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -104,7 +105,9 @@ def measure(
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if count is None or rate is None:
         raise RuntimeError(f"unexpected wrk output: {out!r}")
-    return used / int(count.group(1)) * 1e6, float(rate.group(1))
+    per_request = 1e6 / int(count.group(1))
+    user, system = ((a - b) * per_request for a, b in zip(after, before, strict=True))
+    return user, system, float(rate.group(1))
 
 
 def main() -> None:
@@ -119,7 +122,7 @@ def main() -> None:
     parser.add_argument("--path", default="/", help="the path wrk requests")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c")
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, float]]] = {t: [] for t in args.targets}
+    results: dict[str, list[tuple[float, float, float]]] = {t: [] for t in args.targets}
     with tempfile.TemporaryDirectory() as tmp:
         sources: dict[str, Path | None] = {}
         for target in args.targets:
@@ -133,7 +136,7 @@ def main() -> None:
                 sources[target] = Path(target)
         for round_ in range(args.rounds):  # interleaved: A B C, A B C, ...
             for target in args.targets:
-                cost, rate = measure(
+                user, system, rate = measure(
                     target,
                     sources[target],
                     args.python,
@@ -142,14 +145,26 @@ def main() -> None:
                     args.path,
                     args.connections,
                 )
-                results[target].append((cost, rate))
-                print(f"round {round_ + 1} {target}: {cost:.2f} µs/request, {rate:,.0f} req/s")
-    print("\n| target | CPU µs per request (median) | requests/s (median) |")
-    print("|---|---:|---:|")
+                results[target].append((user, system, rate))
+                print(
+                    f"round {round_ + 1} {target}: {user + system:.2f} µs/request"
+                    f" ({user:.2f} user, {system:.2f} system), {rate:,.0f} req/s"
+                )
+    print("\n| target | CPU µs per request (median) | user | system | requests/s (median) |")
+    print("|---|---:|---:|---:|---:|")
     for target, runs in results.items():
-        costs = sorted(cost for cost, _ in runs)
-        rates = sorted(rate for _, rate in runs)
-        print(f"| {target} | {costs[len(costs) // 2]:.2f} | {rates[len(rates) // 2]:,.0f} |")
+        cells = [
+            median([user + system for user, system, _ in runs]),
+            median([user for user, _, _ in runs]),
+            median([system for _, system, _ in runs]),
+        ]
+        rate = median([rate for _, _, rate in runs])
+        print(f"| {target} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {rate:,.0f} |")
+
+
+def median(values: list[float]) -> float:
+    """The middle value (the upper one of an even count), as the table always reported."""
+    return sorted(values)[len(values) // 2]
 
 
 if __name__ == "__main__":

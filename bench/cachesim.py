@@ -1,0 +1,148 @@
+"""Instructions, simulated cache misses and branch mispredictions per request, over sockets.
+
+    python bench/cachesim.py [--requests N] [--app bench.app:app] TARGET [TARGET ...]
+
+Each TARGET (``compiled``, ``pure``, ``sketch``, ``uvicorn`` or a ``src/`` directory, as in
+``bench/cpu_per_request.py``) serves on 127.0.0.1 under ``valgrind --tool=callgrind
+--cache-sim=yes --branch-sim=yes`` and is loaded by ``h2load --h1 -c64 -m1`` twice, with
+``N / 5`` and ``N`` requests; the difference of the two counts, divided by the difference of
+the requests, is the cost of one request with the start-up cancelled out. Both runs of a
+target go side by side (the machine needs two free cores).
+
+``bench/instructions.py`` counts instructions in process, without sockets. This counts the
+real server over real sockets, and the events that decide how long those instructions take:
+L1 instruction and data cache misses, last-level misses and mispredicted branches, as
+valgrind's model of the machine's caches gives them. ``CEst`` weighs them as KCachegrind's
+cycle estimate does (``Ir + 10 x (L1 misses + mispredictions) + 100 x last-level misses``).
+The counts repeat to within about 1% (``PYTHONHASHSEED=0``); a change of code moves the
+simulated instruction cache misses by about as much, since functions land at new addresses.
+Only user space is counted: the kernel's share (about 45% of a hello request under ``wrk``)
+is not in it. Needs valgrind and h2load (``apt-get install valgrind nghttp2-client``); each
+target takes about 2 minutes with the default ``--requests``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from cpu_per_request import ROOT, command, free_port, pure_copy
+
+#: The events callgrind reports with --cache-sim=yes --branch-sim=yes, in its order.
+EVENTS: tuple[str, ...] = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
+EVENTS += ("Bc", "Bcm", "Bi", "Bim")
+SHOWN = ("Ir", "I1mr", "D1mr", "D1mw", "Bcm", "Bim")
+#: Bound on one run under valgrind (20,000 requests take about 90 s on the project's machine).
+RUN_TIMEOUT_S = 900.0
+
+
+def per_request(small: Sequence[int], large: Sequence[int], requests: int) -> dict[str, float]:
+    """Each event's count per request: the two runs' difference over ``requests``."""
+    if len(small) != len(EVENTS) or len(large) != len(EVENTS):
+        raise ValueError(f"expected {len(EVENTS)} counts, got {len(small)} and {len(large)}")
+    return {name: (b - a) / requests for name, a, b in zip(EVENTS, small, large, strict=True)}
+
+
+def cycle_estimate(counts: dict[str, float]) -> float:
+    """KCachegrind's cycle estimate: 10 cycles per L1 miss and misprediction, 100 per LL miss."""
+    l1 = counts["I1mr"] + counts["D1mr"] + counts["D1mw"]
+    last_level = counts["ILmr"] + counts["DLmr"] + counts["DLmw"]
+    return counts["Ir"] + 10 * (l1 + counts["Bcm"] + counts["Bim"]) + 100 * last_level
+
+
+def collected(stderr: str) -> list[int]:
+    """The totals callgrind prints at exit (``==PID== Collected : Ir Dr ...``)."""
+    match = re.search(r"Collected : ([\d ]+)", stderr)
+    if match is None:
+        raise RuntimeError(f"no totals in callgrind's output:\n{stderr[-2000:]}")
+    return [int(n) for n in match.group(1).split()]
+
+
+def run(target: str, src: Path | None, requests: int, app: str, python: str) -> list[int]:
+    """Callgrind's totals for one server process that answered ``requests`` requests."""
+    port = free_port()
+    argv, pythonpath = command(target, src, port, python, app)
+    env = {**os.environ, "PYTHONPATH": pythonpath, "PYTHONHASHSEED": "0"}
+    valgrind = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes"]
+    valgrind.append("--callgrind-out-file=/dev/null")
+    server = subprocess.Popen(
+        [*valgrind, *argv],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120  # start-up is some 50 times slower under valgrind
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"{target} did not start") from None
+                time.sleep(0.2)
+        load = ["h2load", "--h1", "-n", str(requests), "-c", "64", "-m", "1"]
+        out = subprocess.run(
+            [*load, f"http://127.0.0.1:{port}/"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=RUN_TIMEOUT_S,
+        ).stdout
+        if f"{requests} succeeded" not in out:
+            raise RuntimeError(f"h2load did not complete every request:\n{out}")
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    return collected(stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("targets", nargs="+", help="compiled, pure, sketch, uvicorn or a src/")
+    parser.add_argument("--requests", type=int, default=20_000, help="of the larger run")
+    parser.add_argument("--app", default="bench.app:app", help="module:attribute")
+    args = parser.parse_args()
+    python = os.path.realpath(sys.executable)  # valgrind does not follow pyenv's shell shims
+    small_n = args.requests // 5
+    rows: list[tuple[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for target in args.targets:
+            src: Path | None = {"compiled": ROOT / "src", "sketch": None, "uvicorn": None}.get(
+                target, Path(target)
+            )
+            if target == "pure":
+                src = pure_copy(Path(tmp))
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                small = pool.submit(run, target, src, small_n, args.app, python)
+                large = pool.submit(run, target, src, args.requests, args.app, python)
+                counts = per_request(small.result(), large.result(), args.requests - small_n)
+            rows.append((target, counts))
+            print(f"{target}: {cycle_estimate(counts):,.0f} CEst per request", file=sys.stderr)
+    first = cycle_estimate(rows[0][1])
+    print(f"| target ({args.app}, per request) | " + " | ".join(SHOWN) + " | CEst | ratio |")
+    print("|---|" + "---:|" * (len(SHOWN) + 2))
+    for target, counts in rows:
+        cells = " | ".join(f"{counts[name]:,.0f}" for name in SHOWN)
+        estimate = cycle_estimate(counts)
+        print(f"| {target} | {cells} | {estimate:,.0f} | {estimate / first:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
