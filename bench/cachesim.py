@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from cpu_per_request import ROOT, command, free_port, pure_copy
 
@@ -75,42 +76,45 @@ def run(target: str, src: Path | None, requests: int, app: str, python: str) -> 
     env = {**os.environ, "PYTHONPATH": pythonpath, "PYTHONHASHSEED": "0"}
     valgrind = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes"]
     valgrind.append("--callgrind-out-file=/dev/null")
-    server = subprocess.Popen(
-        [*valgrind, *argv],
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120  # start-up is some 50 times slower under valgrind
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"{target} did not start") from None
-                time.sleep(0.2)
-        load = ["h2load", "--h1", "-n", str(requests), "-c", "64", "-m", "1"]
-        out = subprocess.run(
-            [*load, f"http://127.0.0.1:{port}/"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=RUN_TIMEOUT_S,
-        ).stdout
-        if f"{requests} succeeded" not in out:
-            raise RuntimeError(f"h2load did not complete every request:\n{out}")
-        server.send_signal(signal.SIGTERM)
-        _, stderr = server.communicate(timeout=RUN_TIMEOUT_S)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
-    return collected(stderr)
+    # stderr to a file: a pipe read only at the end could fill up and stall the server.
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
+        server = subprocess.Popen(
+            [*valgrind, *argv], env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+        try:
+            wait_listening(server, port, log, target)
+            load = ["h2load", "--h1", "-n", str(requests), "-c", "64", "-m", "1"]
+            out = subprocess.run(
+                [*load, f"http://127.0.0.1:{port}/"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=RUN_TIMEOUT_S,
+            ).stdout
+            if f"{requests} succeeded" not in out:
+                raise RuntimeError(f"h2load did not complete every request:\n{out}")
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=RUN_TIMEOUT_S)
+            log.seek(0)
+            return collected(log.read())
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+
+
+def wait_listening(server: subprocess.Popen[bytes], port: int, log: IO[str], target: str) -> None:
+    """Return once ``port`` accepts connections; raise with the server's output if it won't."""
+    deadline = time.monotonic() + 120  # start-up is some 50 times slower under valgrind
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"{target} did not start:\n{log.read()[-2000:]}") from None
+            time.sleep(0.2)
 
 
 def main() -> None:
@@ -119,6 +123,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="of the larger run")
     parser.add_argument("--app", default="bench.app:app", help="module:attribute")
     args = parser.parse_args()
+    if args.requests < 5:
+        parser.error("--requests must be at least 5 (the smaller run has a fifth of them)")
     python = os.path.realpath(sys.executable)  # valgrind does not follow pyenv's shell shims
     small_n = args.requests // 5
     rows: list[tuple[str, dict[str, float]]] = []
@@ -128,7 +134,7 @@ def main() -> None:
                 target, Path(target)
             )
             if target == "pure":
-                src = pure_copy(Path(tmp))
+                src = pure_copy(Path(tempfile.mkdtemp(dir=tmp)))
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 small = pool.submit(run, target, src, small_n, args.app, python)
                 large = pool.submit(run, target, src, args.requests, args.app, python)

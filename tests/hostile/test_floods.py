@@ -19,12 +19,12 @@ import resource
 import selectors
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.process import BasculeProcess, start_bascule
+from tests.e2e.process import BasculeProcess, http_port, start_bascule
 from tests.hostile.support import statuses
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -176,6 +176,41 @@ def baseline(server: BasculeProcess) -> int:
     return fd_count(server.pid)
 
 
+def leave_one_descriptor(pid: int) -> Callable[[], None]:
+    """Set ``pid``'s soft RLIMIT_NOFILE just above its lowest free descriptor number, so
+    that it can open one more descriptor; the function returned gives it 8.
+
+    Linux fails accept() for want of a descriptor before it looks at the backlog, so the
+    accept() after the one that took the spare descriptor fails even with nobody waiting.
+    Measured on a server that has served a request: libuv opens a reserve descriptor of
+    its own on its first connection.
+    """
+    used = {int(entry.name) for entry in Path(f"/proc/{pid}/fd").iterdir()}
+    spare = min(set(range(len(used) + 1)) - used)
+    _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (spare + 1, hard))
+
+    def restore() -> None:
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (spare + 8, hard))
+
+    return restore
+
+
+def take_the_last_descriptor(
+    server: BasculeProcess, port: int, sockets: list[socket.socket]
+) -> tuple[socket.socket, Callable[[], None]]:
+    """Leave ``server`` one descriptor, which a client on ``port`` then takes: the client
+    (served, kept open) and the function that gives the server descriptors again."""
+    restore = leave_one_descriptor(server.pid)
+    client = connect(port)
+    sockets.append(client)
+    client.sendall(GET % b"/")
+    assert read_response(client, 5.0) == 200
+    line = server.wait_for_line("cannot accept connections", timeout=10)
+    assert "Too many open files" in line
+    return client, restore
+
+
 def test_flood_past_max_connections_waits_then_is_served(
     tmp_path: Path, sockets: list[socket.socket]
 ) -> None:
@@ -312,24 +347,49 @@ def test_recovery_from_descriptor_exhaustion_is_seen_with_an_empty_backlog(
     with start_bascule([*BASE_ARGS, "--loop", loop], tmp_path) as server:
         port, pid = server.port, server.pid
         base = baseline(server)
-        # One descriptor to spare (a limit just above the lowest free number): the first
-        # client takes it, and the accept() the server tries next fails for want of a
-        # descriptor, though no other client is waiting.
-        used = {int(entry.name) for entry in Path(f"/proc/{pid}/fd").iterdir()}
-        spare = min(set(range(len(used) + 1)) - used)
-        _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (spare + 1, hard))
-        first = connect(port)
-        sockets.append(first)
-        first.sendall(GET % b"/")
-        assert read_response(first, 5.0) == 200
-        line = server.wait_for_line("cannot accept connections", timeout=10)
-        assert "Too many open files" in line
+        # One descriptor to spare: the first client takes it, and the accept() the server
+        # tries next fails for want of a descriptor, though no other client is waiting.
+        first, restore = take_the_last_descriptor(server, port, sockets)
         # The client leaves, its descriptor comes free, and the backlog is empty: the
         # server must find out that accepting works by itself, not from the next client.
         first.close()
         server.wait_for_line("accepting connections on .* again", timeout=10)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (spare + 8, hard))
+        restore()
         assert get(port) == 200
+        assert wait_fd_count(pid, base) == base
+        assert "Traceback" not in server.stderr
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_recovery_counts_once_every_listener_accepts(
+    tmp_path: Path, sockets: list[socket.socket], loop: str
+) -> None:
+    pytest.importorskip(loop)
+    args = [arg for arg in BASE_ARGS if arg not in ("--port", "0")]
+    args += ["--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0", "--loop", loop]
+    with start_bascule(args, tmp_path, listeners=2) as server:
+        pid = server.pid
+        quiet, busy = (http_port(address) for address in server.http_addresses)
+        base = baseline(server)
+        # The second listener's client takes the spare descriptor; accepting fails.
+        first, restore = take_the_last_descriptor(server, busy, sockets)
+        waiting = connect(busy)
+        sockets.append(waiting)
+        waiting.sendall(GET % b"/")
+        # The first client leaves: its descriptor goes to the client waiting on the same
+        # listener, and accepting fails again. The other listener, with nobody waiting,
+        # accepts nothing: that is no recovery.
+        first.close()
+        assert read_response(waiting, 5.0) == 200
+        time.sleep(0.3)
+        assert not [line for line in server.lines if " again after " in line], server.stderr
+        # Once the second client leaves too, every listener can accept: one line says so,
+        # and names the listener that failed.
+        waiting.close()
+        line = server.wait_for_line("accepting connections on .* again", timeout=10)
+        assert f":{busy} again after " in line, line
+        restore()
+        assert get(quiet) == 200
+        assert get(busy) == 200
         assert wait_fd_count(pid, base) == base
         assert "Traceback" not in server.stderr

@@ -101,6 +101,8 @@ class Acceptor:
         self._wake_pending = False
         #: loop.time() of the first failure of the current run of failures.
         self._failing_since: float | None = None
+        #: The listener whose accept() failed last: retried first, named on recovery.
+        self._failing_listener: Listener | None = None
         self._failing_logged = False
         self._failures = 0
         self._limit_pauses = 0
@@ -148,12 +150,16 @@ class Acceptor:
         if self.paused is None:
             if self.limit is not None:
                 self.open_count()
-        else:
+            return
+        try:
             self._retry()
+        except Exception:  # the ticker must outlive it, as the loop's callbacks do
+            error_log.exception("unexpected error while retrying accept()")
 
     # accepting -----------------------------------------------------------------------
 
     def _accept(self, listener: Listener) -> None:
+        """Accept what waits on ``listener``; pause on a failure or at the limit."""
         limit = self.limit
         accepted = self.accepted
         sock = listener.sock
@@ -173,9 +179,6 @@ class Acceptor:
             if limit is not None:
                 accepted.add(conn)
             self._serve(conn, listener)
-        since = self._failing_since
-        if since is not None:
-            self._recovered(listener, since)
 
     def _serve(self, conn: socket.socket, listener: Listener) -> None:
         conn.setblocking(False)
@@ -233,11 +236,18 @@ class Acceptor:
         # Try now rather than when a listener turns readable: with an empty backlog it
         # does not, and a recovery from failed accept() calls (the kernel fails them for
         # want of a descriptor even with nobody waiting) would go unseen, and unlogged,
-        # until the next client came.
-        for listener in self.listeners:
-            if self.paused is not None:
-                break
+        # until the next client came. The listener that failed goes first (its clients
+        # have waited longest), and recovery counts only once every listener accepted.
+        listeners = self.listeners
+        failed = self._failing_listener
+        first = listeners.index(failed) if failed in listeners else 0
+        for listener in listeners[first:] + listeners[:first]:
             self._accept(listener)
+            if self.paused is not None:
+                return
+        since = self._failing_since
+        if since is not None:
+            self._recovered(since)
 
     def _connection_closed(self) -> None:
         """A connection left the registry: a descriptor may be free (checked next turn,
@@ -286,6 +296,7 @@ class Acceptor:
             self._failing_logged = False
             self._failures = 0
         self._failures += 1
+        self._failing_listener = listener
         self._pause(_PAUSED_ON_ERROR)
         if not self._may_log():
             return
@@ -307,9 +318,11 @@ class Acceptor:
             self.open_count(),
         )
 
-    def _recovered(self, listener: Listener, since: float) -> None:
+    def _recovered(self, since: float) -> None:
+        listener = self._failing_listener
         self._failing_since = None
-        if self._failing_logged:
+        self._failing_listener = None
+        if self._failing_logged and listener is not None:
             error_log.warning(
                 "accepting connections on %s again after %.1fs (%d failed accept() call(s))",
                 listener.address,
