@@ -30,6 +30,8 @@ def test_a_failing_retry_is_logged_and_the_tick_returns(caplog: pytest.LogCaptur
         sock.close()  # the listener went away under it: resuming cannot add its reader
         with caplog.at_level(logging.ERROR, logger="bascule.error"):
             acceptor.tick()  # raised out of the ticker before
+        # Paused again, so that the next tick retries (and would not log again at once).
+        assert acceptor.paused == accept._PAUSED_ON_ERROR
 
     asyncio.run(scenario())
     errors = [r for r in caplog.records if "unexpected error while retrying accept()" in r.message]

@@ -15,6 +15,7 @@ count returns to its baseline.  Every loop is bounded in count and time.
 
 from __future__ import annotations
 
+import re
 import resource
 import selectors
 import socket
@@ -392,4 +393,58 @@ def test_recovery_counts_once_every_listener_accepts(
         assert get(quiet) == 200
         assert get(busy) == 200
         assert wait_fd_count(pid, base) == base
+        assert "Traceback" not in server.stderr
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_descriptors_that_come_free_go_to_every_listener_in_turn(
+    tmp_path: Path, sockets: list[socket.socket], loop: str
+) -> None:
+    pytest.importorskip(loop)
+    args = [arg for arg in BASE_ARGS if arg not in ("--port", "0", "--no-access-log")]
+    args += ["--bind", "127.0.0.1:0", "--bind", "127.0.0.1:0", "--loop", loop]
+    with start_bascule(args, tmp_path, listeners=2) as server:
+        quiet, busy = (http_port(address) for address in server.http_addresses)
+        baseline(server)
+        first, restore = take_the_last_descriptor(server, busy, sockets)
+        # Five clients wait on one listener, one on the other. Each is answered and closed
+        # in turn (Connection: close), which frees the one descriptor for the next.
+        flood = [connect(busy) for _ in range(5)]
+        for number, sock in enumerate(flood):
+            sock.sendall(GET_CLOSE % b"/busy%d" % number)
+        other = connect(quiet)
+        other.sendall(GET_CLOSE % b"/quiet")
+        sockets.extend([*flood, other])
+        first.close()
+        for sock in [*flood, other]:
+            assert statuses(read_until_closed(sock, time.monotonic() + 10)) == [200]
+        # The access log lists them in the order they were served: the busy listener's
+        # clients did not all go before the other's, who was served first or second.
+        served = [m.group(1) for line in server.lines if (m := re.search(r"GET /(\w+)", line))]
+        assert sorted(served) == ["busy0", "busy1", "busy2", "busy3", "busy4", "quiet"]
+        assert served.index("quiet") <= 1, served
+        restore()
+        assert "Traceback" not in server.stderr
+
+
+def test_a_failure_run_ends_when_the_connection_limit_stops_accepting(
+    tmp_path: Path, sockets: list[socket.socket]
+) -> None:
+    with start_bascule([*BASE_ARGS, "--limit-max-connections", "2"], tmp_path) as server:
+        port = server.port
+        baseline(server)
+        first, restore = take_the_last_descriptor(server, port, sockets)
+        waiting = connect(port)
+        beyond = connect(port)  # over the limit once "waiting" is in
+        sockets.extend([waiting, beyond])
+        waiting.sendall(GET % b"/")
+        beyond.sendall(GET % b"/")
+        # Descriptors come back; the next retry (the tick) accepts "waiting" and stops at
+        # the connection limit. accept() worked: the failures are over, and the log says so.
+        restore()
+        server.wait_for_line("accepting connections on .* again", timeout=10)
+        assert read_response(waiting, 5.0) == 200
+        assert readable([beyond], 0.3) == []
+        first.close()
+        assert read_response(beyond, 5.0) == 200
         assert "Traceback" not in server.stderr

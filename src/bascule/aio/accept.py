@@ -101,8 +101,12 @@ class Acceptor:
         self._wake_pending = False
         #: loop.time() of the first failure of the current run of failures.
         self._failing_since: float | None = None
-        #: The listener whose accept() failed last: retried first, named on recovery.
+        #: The listener named by the failure's log line, named again on recovery.
         self._failing_listener: Listener | None = None
+        #: Where the next resume starts trying listeners (each resume starts at the next).
+        self._first = 0
+        #: Connections accepted since start (tells a resume that accepted from one that did not).
+        self._accepted_count = 0
         self._failing_logged = False
         self._failures = 0
         self._limit_pauses = 0
@@ -154,7 +158,10 @@ class Acceptor:
         try:
             self._retry()
         except Exception:  # the ticker must outlive it, as the loop's callbacks do
-            error_log.exception("unexpected error while retrying accept()")
+            # Paused again, so that the next tick retries, and logged once per interval.
+            self.paused = _PAUSED_ON_ERROR
+            if self._may_log():
+                error_log.exception("unexpected error while retrying accept()")
 
     # accepting -----------------------------------------------------------------------
 
@@ -178,6 +185,7 @@ class Acceptor:
                 return
             if limit is not None:
                 accepted.add(conn)
+            self._accepted_count += 1
             self._serve(conn, listener)
 
     def _serve(self, conn: socket.socket, listener: Listener) -> None:
@@ -236,17 +244,23 @@ class Acceptor:
         # Try now rather than when a listener turns readable: with an empty backlog it
         # does not, and a recovery from failed accept() calls (the kernel fails them for
         # want of a descriptor even with nobody waiting) would go unseen, and unlogged,
-        # until the next client came. The listener that failed goes first (its clients
-        # have waited longest), and recovery counts only once every listener accepted.
+        # until the next client came. Each resume starts at the next listener, so that a
+        # flood on one cannot keep the others waiting, and recovery counts only once every
+        # listener accepted without a failure.
         listeners = self.listeners
-        failed = self._failing_listener
-        first = listeners.index(failed) if failed in listeners else 0
+        first = self._first % len(listeners) if listeners else 0
+        self._first = first + 1
+        accepted_before = self._accepted_count
         for listener in listeners[first:] + listeners[:first]:
             self._accept(listener)
             if self.paused is not None:
-                return
+                break
         since = self._failing_since
-        if since is not None:
+        if since is None or self.paused == _PAUSED_ON_ERROR:
+            return
+        if self.paused is None or self._accepted_count > accepted_before:
+            # Every listener accepted; or the connection limit stopped a resume that did
+            # accept: descriptors were there, and the failures are over either way.
             self._recovered(since)
 
     def _connection_closed(self) -> None:
@@ -296,11 +310,11 @@ class Acceptor:
             self._failing_logged = False
             self._failures = 0
         self._failures += 1
-        self._failing_listener = listener
         self._pause(_PAUSED_ON_ERROR)
         if not self._may_log():
             return
         self._failing_logged = True
+        self._failing_listener = listener
         reason = exc.strerror or str(exc)
         if exc.errno == errno.EMFILE:
             soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
