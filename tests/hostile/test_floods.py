@@ -49,6 +49,9 @@ BASE_ARGS = [
 GET = b"GET %b HTTP/1.1\r\nHost: x\r\n\r\n"
 GET_CLOSE = b"GET %b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
+#: The path of an access-log line of the requests the fairness test names.
+ACCESS_PATH = re.compile(r"GET /(\w+)")
+
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
 
 
@@ -420,7 +423,13 @@ def test_descriptors_that_come_free_go_to_every_listener_in_turn(
             assert statuses(read_until_closed(sock, time.monotonic() + 10)) == [200]
         # The access log lists them in the order they were served: the busy listener's
         # clients did not all go before the other's, who was served first or second.
-        served = [m.group(1) for line in server.lines if (m := re.search(r"GET /(\w+)", line))]
+        # (Its lines may reach us after the responses: wait for them, bounded.)
+        deadline = time.monotonic() + 5
+        while True:
+            served = [m.group(1) for line in server.lines if (m := ACCESS_PATH.search(line))]
+            if len(served) >= 6 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert sorted(served) == ["busy0", "busy1", "busy2", "busy3", "busy4", "quiet"]
         assert served.index("quiet") <= 1, served
         restore()

@@ -111,6 +111,8 @@ class Acceptor:
         self._failures = 0
         self._limit_pauses = 0
         self._logged_at = -ACCEPT_LOG_INTERVAL
+        #: loop.time() of the last logged unexpected error of a retry (its own budget).
+        self._error_logged_at = -ACCEPT_LOG_INTERVAL
 
     def add(self, sock: socket.socket, address: str, context: ssl.SSLContext | None) -> None:
         sock.setblocking(False)
@@ -155,13 +157,7 @@ class Acceptor:
             if self.limit is not None:
                 self.open_count()
             return
-        try:
-            self._retry()
-        except Exception:  # the ticker must outlive it, as the loop's callbacks do
-            # Paused again, so that the next tick retries, and logged once per interval.
-            self.paused = _PAUSED_ON_ERROR
-            if self._may_log():
-                error_log.exception("unexpected error while retrying accept()")
+        self._retry()
 
     # accepting -----------------------------------------------------------------------
 
@@ -280,7 +276,23 @@ class Acceptor:
         if paused == _PAUSED_ON_ERROR or (
             paused == _PAUSED_AT_LIMIT and self.limit is not None and self.open_count() < self.limit
         ):
-            self._resume()
+            try:
+                self._resume()
+            except Exception:  # the ticker runs this too: it must outlive the error
+                self._resume_failed()
+
+    def _resume_failed(self) -> None:
+        """``_resume`` raised (called in its ``except``): back to paused on error, with no
+        reader left behind and retries armed, as after a failed accept()."""
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):  # a closed socket's fileno() is -1
+                self.loop.remove_reader(listener.sock.fileno())
+        self.paused = _PAUSED_ON_ERROR
+        self.state.connections.on_discard = self._connection_closed
+        now = self.loop.time()
+        if now - self._error_logged_at >= ACCEPT_LOG_INTERVAL:
+            self._error_logged_at = now
+            error_log.exception("unexpected error while resuming accept(); retried every second")
 
     # reporting -----------------------------------------------------------------------------
 
