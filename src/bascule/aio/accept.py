@@ -101,13 +101,13 @@ class Acceptor:
         self._wake_pending = False
         #: loop.time() of the first failure of the current run of failures.
         self._failing_since: float | None = None
-        #: The listener named by the failure's log line, named again on recovery.
+        #: The listener named by the current failure run's log line (None: not logged),
+        #: named again by the recovery line.
         self._failing_listener: Listener | None = None
         #: Where the next resume starts trying listeners (each resume starts at the next).
         self._first = 0
         #: Connections accepted since start (tells a resume that accepted from one that did not).
         self._accepted_count = 0
-        self._failing_logged = False
         self._failures = 0
         self._limit_pauses = 0
         self._logged_at = -ACCEPT_LOG_INTERVAL
@@ -229,7 +229,8 @@ class Acceptor:
 
     def _remove_readers(self) -> None:
         for listener in self.listeners:
-            self.loop.remove_reader(listener.sock.fileno())
+            with contextlib.suppress(ValueError, OSError):  # a closed socket's fileno() is -1
+                self.loop.remove_reader(listener.sock.fileno())
 
     def _resume(self) -> None:
         if self.paused is None or self.closed:
@@ -284,9 +285,7 @@ class Acceptor:
     def _resume_failed(self) -> None:
         """``_resume`` raised (called in its ``except``): back to paused on error, with no
         reader left behind and retries armed, as after a failed accept()."""
-        for listener in self.listeners:
-            with contextlib.suppress(Exception):  # a closed socket's fileno() is -1
-                self.loop.remove_reader(listener.sock.fileno())
+        self._remove_readers()
         self.paused = _PAUSED_ON_ERROR
         self.state.connections.on_discard = self._connection_closed
         now = self.loop.time()
@@ -319,13 +318,11 @@ class Acceptor:
     def _failed(self, listener: Listener, exc: OSError) -> None:
         if self._failing_since is None:
             self._failing_since = self.loop.time()
-            self._failing_logged = False
             self._failures = 0
         self._failures += 1
         self._pause(_PAUSED_ON_ERROR)
         if not self._may_log():
             return
-        self._failing_logged = True
         self._failing_listener = listener
         reason = exc.strerror or str(exc)
         if exc.errno == errno.EMFILE:
@@ -348,7 +345,7 @@ class Acceptor:
         listener = self._failing_listener
         self._failing_since = None
         self._failing_listener = None
-        if self._failing_logged and listener is not None:
+        if listener is not None:
             error_log.warning(
                 "accepting connections on %s again after %.1fs (%d failed accept() call(s))",
                 listener.address,
