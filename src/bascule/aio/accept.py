@@ -285,9 +285,8 @@ class Acceptor:
     def _resume_failed(self) -> None:
         """``_resume`` raised (called in its ``except``): back to paused on error, with no
         reader left behind and retries armed, as after a failed accept()."""
-        self._remove_readers()
-        self.paused = _PAUSED_ON_ERROR
-        self.state.connections.on_discard = self._connection_closed
+        self.paused = None  # half resumed, whatever it was: pause from scratch
+        self._pause(_PAUSED_ON_ERROR)
         now = self.loop.time()
         if now - self._error_logged_at >= ACCEPT_LOG_INTERVAL:
             self._error_logged_at = now
