@@ -1,13 +1,15 @@
 """Instructions, simulated cache misses and branch mispredictions per request, over sockets.
 
-    python bench/cachesim.py [--requests N] [--app bench.app:app] TARGET [TARGET ...]
+    python bench/cachesim.py [--requests N] [--app bench.app:app] [--h2] TARGET [TARGET ...]
 
 Each TARGET (``compiled``, ``pure``, ``sketch``, ``uvicorn`` or a ``src/`` directory, as in
 ``bench/cpu_per_request.py``) serves on 127.0.0.1 under ``valgrind --tool=callgrind
 --cache-sim=yes --branch-sim=yes`` and is loaded by ``h2load --h1 -c64 -m1`` twice, with
-``N / 5`` and ``N`` requests; the difference of the two counts, divided by the difference of
-the requests, is the cost of one request with the start-up cancelled out. Both runs of a
-target go side by side (the machine needs two free cores).
+``N / 5`` and ``N`` requests (with ``--h2``: ``h2load -c16 -m10`` over cleartext HTTP/2, as
+``python -m bench --scenarios h2`` loads it, for the targets that serve HTTP/2); the
+difference of the two counts, divided by the difference of the requests, is the cost of
+one request with the start-up cancelled out. Both runs of a target go side by side (the
+machine needs two free cores).
 
 ``bench/instructions.py`` counts instructions in process, without sockets. This counts the
 real server over real sockets, and the events that decide how long those instructions take:
@@ -69,7 +71,16 @@ def collected(stderr: str) -> list[int]:
     return [int(n) for n in match.group(1).split()]
 
 
-def run(target: str, src: Path | None, requests: int, app: str, python: str) -> list[int]:
+def load_command(requests: int, url: str, h2: bool = False) -> list[str]:
+    """The h2load command line of one run: HTTP/1.1 over 64 connections, or h2c 16 x 10."""
+    if h2:
+        return ["h2load", "-n", str(requests), "-c", "16", "-m", "10", url]
+    return ["h2load", "--h1", "-n", str(requests), "-c", "64", "-m", "1", url]
+
+
+def run(
+    target: str, src: Path | None, requests: int, app: str, python: str, h2: bool = False
+) -> list[int]:
     """Callgrind's totals for one server process that answered ``requests`` requests."""
     port = free_port()
     argv, pythonpath = command(target, src, port, python, app)
@@ -83,9 +94,8 @@ def run(target: str, src: Path | None, requests: int, app: str, python: str) -> 
         )
         try:
             wait_listening(server, port, log, target)
-            load = ["h2load", "--h1", "-n", str(requests), "-c", "64", "-m", "1"]
             out = subprocess.run(
-                [*load, f"http://127.0.0.1:{port}/"],
+                load_command(requests, f"http://127.0.0.1:{port}/", h2),
                 capture_output=True,
                 text=True,
                 check=True,
@@ -122,7 +132,10 @@ def main() -> None:
     parser.add_argument("targets", nargs="+", help="compiled, pure, sketch, uvicorn or a src/")
     parser.add_argument("--requests", type=int, default=20_000, help="of the larger run")
     parser.add_argument("--app", default="bench.app:app", help="module:attribute")
+    parser.add_argument("--h2", action="store_true", help="h2load -c16 -m10 over h2c")
     args = parser.parse_args()
+    if args.h2 and {"sketch", "uvicorn"} & set(args.targets):
+        parser.error("--h2: the sketch and uvicorn (httptools) do not serve HTTP/2")
     if args.requests < 5 * 64:
         # h2load wants at least as many requests as connections (64), in the smaller run too.
         parser.error("--requests must be at least 320 (the smaller run has a fifth of them)")
@@ -137,13 +150,18 @@ def main() -> None:
             if target == "pure":
                 src = pure_copy(Path(tempfile.mkdtemp(dir=tmp)))
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                small = pool.submit(run, target, src, small_n, args.app, python)
-                large = pool.submit(run, target, src, args.requests, args.app, python)
+                small = pool.submit(run, target, src, small_n, args.app, python, args.h2)
+                large = pool.submit(run, target, src, args.requests, args.app, python, args.h2)
                 counts = per_request(small.result(), large.result(), args.requests - small_n)
             rows.append((target, counts))
             print(f"{target}: {cycle_estimate(counts):,.0f} CEst per request", file=sys.stderr)
     first = cycle_estimate(rows[0][1])
-    print(f"| target ({args.app}, per request) | " + " | ".join(SHOWN) + " | CEst | ratio |")
+    protocol = "h2c, -c16 -m10" if args.h2 else "HTTP/1.1, -c64"
+    print(
+        f"| target ({args.app}, {protocol}, per request) | "
+        + " | ".join(SHOWN)
+        + " | CEst | ratio |"
+    )
     print("|---|" + "---:|" * (len(SHOWN) + 2))
     for target, counts in rows:
         cells = " | ".join(f"{counts[name]:,.0f}" for name in SHOWN)

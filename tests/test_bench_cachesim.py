@@ -73,3 +73,12 @@ def test_cycle_estimate_weighs_misses_as_kcachegrind_does(cachesim: ModuleType) 
     assert cachesim.cycle_estimate(counts) == 1000.0 + 10 * 15 + 100 * 3
     counts.update(Dr=99.0, Dw=99.0, Bc=99.0, Bi=99.0)  # accesses and branches that hit
     assert cachesim.cycle_estimate(counts) == 1000.0 + 10 * 15 + 100 * 3
+
+
+def test_load_command_is_http1_by_default_and_h2c_with_h2(cachesim: ModuleType) -> None:
+    url = "http://127.0.0.1:8000/"
+    http1 = cachesim.load_command(4000, url)
+    assert http1 == ["h2load", "--h1", "-n", "4000", "-c", "64", "-m", "1", url]
+    h2c = cachesim.load_command(4000, url, h2=True)
+    assert "--h1" not in h2c
+    assert h2c == ["h2load", "-n", "4000", "-c", "16", "-m", "10", url]
