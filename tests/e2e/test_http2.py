@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -595,6 +596,27 @@ def test_client_reset_disconnects_and_cancels_that_stream_only(
     # nothing was ever sent on the reset stream, and no task is left behind
     assert client.responses[waiting].status is None
     wait_until(lambda: tasks_of(server) == 0, 5)
+
+
+def test_finished_streams_leave_no_reference_cycles(live: Live, clients: list[H2Client]) -> None:
+    """A finished stream is freed when its last reference goes, not by the garbage collector:
+    a reference cycle per request would leave each one's objects to a collection."""
+    server = live(basic_app)
+    client = h2_client(server, clients)
+    assert client.response(client.request("GET", "/warm-up")).status == 200
+    wait_until(lambda: tasks_of(server) == 0, 5)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage
+    try:
+        streams = [client.request("GET", f"/{i}") for i in range(20)]
+        assert [client.response(s).status for s in streams] == [200] * 20
+        wait_until(lambda: tasks_of(server) == 0, 5)
+        gc.collect()
+        left = sorted({type(o).__name__ for o in gc.garbage} & {"RequestCycle", "H2Stream", "Task"})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
 
 
 def test_rapid_reset_gets_goaway_and_tasks_are_cancelled(

@@ -666,6 +666,10 @@ class H2Driver:
         self.flush()
         if self.streams.get(stream.stream_id) is stream:
             del self.streams[stream.stream_id]
+        # The stream and its cycle point at each other (and the task at both): left
+        # so, every request would be cyclic garbage that only the collector frees.
+        stream.cycle = None
+        stream.task = None
         if not self.streams:
             self.idle_since = self.server.now
             if self.closing:
