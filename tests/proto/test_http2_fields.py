@@ -10,6 +10,7 @@ on) and to bascule, and require the same verdict.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 import h2.config
 import h2.connection
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bascule.proto.events import BodyEnd, RequestReceived
+from bascule.proto.http2 import fields as checks
 from bascule.proto.http2.connection import ConnectionEnded, H2Connection, H2Event, StreamRejected
 from bascule.proto.http2.fields import check, join_cookies
 from tests.proto.test_http2_connection import frames
@@ -211,3 +213,67 @@ def test_same_verdict_as_h2_for_any_header_block(fields: list[Header], as_traile
         data = _connection_bytes((1, fields, True))
     events, _ = _bascule(data)
     assert _refused(events) == _h2_refuses(data)
+
+
+@pytest.fixture
+def cold_memos() -> Iterator[None]:
+    """Start with empty memos of known-good fields; leave them empty."""
+    memos = (checks.GOOD_NAMES, checks.GOOD_VALUES, checks.GOOD_TARGETS, checks.GOOD_METHODS)
+    for memo in memos:
+        memo.clear()
+    yield
+    for memo in memos:
+        memo.clear()
+
+
+@pytest.mark.usefixtures("cold_memos")
+def test_fields_that_passed_are_remembered_and_skip_the_searches() -> None:
+    block = [*GOOD, (b"user-agent", b"h2load"), (b"accept", b"*/*")]
+    assert check(block).malformed is None
+    assert {b"user-agent", b"accept"} <= checks.GOOD_NAMES
+    assert {b"GET", b"http", b"/", b"example.com", b"h2load", b"*/*"} <= checks.GOOD_VALUES
+    assert {b"GET"} == checks.GOOD_METHODS
+    assert {b"/", b"example.com"} == checks.GOOD_TARGETS
+    # A known-good field next to a bad one: the bad one is still found.
+    assert check([*block, (b"x", b"a\x01")]).malformed is not None
+    assert check([*block, (b"X", b"1")]).violation == "uppercase header field name b'X'"
+    assert b"a\x01" not in checks.GOOD_VALUES
+    assert b"X" not in checks.GOOD_NAMES
+
+
+@pytest.mark.usefixtures("cold_memos")
+def test_trailers_never_vouch_for_a_value_requests_refuse() -> None:
+    """Trailers are not searched for the control characters a request head gets a 400 for:
+    a value they let through is not remembered as good."""
+    trailers = check([(b"x-checksum", b"a\x01")], trailer=True)
+    assert trailers.violation is None
+    assert b"a\x01" not in checks.GOOD_VALUES
+    assert check([*GOOD, (b"x", b"a\x01")]).malformed == "invalid character in the value of 'x'"
+
+
+@pytest.mark.usefixtures("cold_memos")
+def test_the_memos_are_bounded_in_count_and_size() -> None:
+    checks.GOOD_VALUES.update(b"v%d" % i for i in range(checks.MAX_GOOD - len(GOOD)))
+    assert check(GOOD).malformed is None
+    assert len(checks.GOOD_VALUES) == checks.MAX_GOOD
+    assert check([*GOOD, (b"x", b"new")]).malformed is None
+    assert b"new" not in checks.GOOD_VALUES  # full: checked, not kept
+    assert check([*GOOD, (b"x", b"a\x01")]).malformed is not None
+    checks.GOOD_VALUES.clear()
+    long_value = b"v" * (checks.MAX_GOOD_SIZE + 1)
+    assert check([*GOOD, (b"x", long_value)]).malformed is None
+    assert long_value not in checks.GOOD_VALUES
+    assert b"example.com" in checks.GOOD_VALUES
+
+
+@pytest.mark.parametrize("fields_", CASES)
+def test_a_warm_memo_changes_no_verdict(fields_: list[Header]) -> None:
+    """Every refused block is refused the same way whether its good fields were seen before."""
+    for memo in (checks.GOOD_NAMES, checks.GOOD_VALUES, checks.GOOD_TARGETS, checks.GOOD_METHODS):
+        memo.clear()
+    cold = check(fields_)
+    check([*GOOD, (b"x", b"1"), (b"host", b"example.com"), (b"te", b"trailers")])
+    for name, value in fields_:
+        check([*GOOD, (b"x-" + name.strip(b":").lower() or b"x-", value)])
+    warm = check(fields_)
+    assert (warm.violation, warm.malformed) == (cold.violation, cold.malformed)

@@ -98,15 +98,37 @@ class Checked:
         self.malformed = malformed
 
 
+#: Received names and values that passed every check below that applies to them: a
+#: pure function of their bytes, so a match skips the checks. Clients send the same
+#: fields over and over, and HPACK hands back the same objects (whose hash is kept).
+#: Bounded in count and in the size of a string kept, as the response writer's
+#: ``CHECKED_VALUES``; a string past either bound is checked every time.
+GOOD_NAMES: Final[set[bytes]] = set()  # regular field names: ``_BAD_NAME`` finds nothing
+GOOD_VALUES: Final[set[bytes]] = set()  # field values: no ``BAD_VALUE``, no SP/HTAB at an end
+GOOD_TARGETS: Final[set[bytes]] = set()  # :path / :authority: no ``_BAD_TARGET``
+GOOD_METHODS: Final[set[bytes]] = set()  # :method: a token
+MAX_GOOD: Final = 4096
+MAX_GOOD_SIZE: Final = 128
+
+
+def _keep(good: set[bytes], value: bytes) -> None:
+    if len(value) <= MAX_GOOD_SIZE and len(good) < MAX_GOOD:
+        good.add(value)
+
+
 def check(fields: Headers, trailer: bool = False, joined: bool = False) -> Checked:
     """Check a received header block (request head, or trailers) in one pass."""
     pseudo: dict[bytes, bytes] = {}
     regular = False
     hosts = 0
     host = b""
+    # The names and values not already known good: only they are searched.
     names: list[bytes] = []
+    values: list[bytes] = []
     problem: str | None = None
     for name, value in fields:
+        if value not in GOOD_VALUES:
+            values.append(value)
         if name[:1] == b":":
             if name in pseudo:
                 problem = problem or f"duplicate pseudo-header field {name!r}"
@@ -122,7 +144,8 @@ def check(fields: Headers, trailer: bool = False, joined: bool = False) -> Check
             return check(join_cookies(fields), trailer, True)
         if not name:
             problem = problem or "header field name of zero length"
-        names.append(name)
+        if name not in GOOD_NAMES:
+            names.append(name)
         if name in CONNECTION_FIELDS:
             problem = problem or f"connection-specific header field {name!r}"
         elif name == b"te" and value.lower() != b"trailers":
@@ -130,11 +153,10 @@ def check(fields: Headers, trailer: bool = False, joined: bool = False) -> Check
         elif name == b"host":
             hosts += 1
             host = value
-    values = [value for _, value in fields]
     # One search tells whether any value has a control character at all (the
     # common answer is no); only then do the two rules below look for which.
-    clean = BAD_VALUE.search(b"\t".join(values)) is None
-    if problem is None:
+    clean = not values or BAD_VALUE.search(b"\t".join(values)) is None
+    if problem is None and (names or values):
         problem = _character_problem(names, values, clean)
     if problem is None:
         if trailer:
@@ -150,6 +172,12 @@ def check(fields: Headers, trailer: bool = False, joined: bool = False) -> Check
     bad_request = None
     if problem is None and not trailer:
         bad_request = _bascule_problem(fields, pseudo, clean)
+    if problem is None and bad_request is None:
+        for name in names:
+            _keep(GOOD_NAMES, name)
+        if clean:  # trailers are not searched for BAD_VALUE's other characters
+            for value in values:
+                _keep(GOOD_VALUES, value)
     return Checked(fields, pseudo, hosts > 0, problem, bad_request)
 
 
@@ -210,12 +238,16 @@ def _bascule_problem(fields: Headers, pseudo: dict[bytes, bytes], clean: bool) -
     HTTP/1.1 refuses.
     """
     method = pseudo[b":method"]
-    if _METHOD.match(method) is None:
-        return f"invalid method {method!r}"
+    if method not in GOOD_METHODS:
+        if _METHOD.match(method) is None:
+            return f"invalid method {method!r}"
+        _keep(GOOD_METHODS, method)
     for name in (b":path", b":authority"):
         value = pseudo.get(name)
-        if value is not None and _BAD_TARGET.search(value):
-            return f"invalid character in {name.decode()} {value!r}"
+        if value is not None and value not in GOOD_TARGETS:
+            if _BAD_TARGET.search(value):
+                return f"invalid character in {name.decode()} {value!r}"
+            _keep(GOOD_TARGETS, value)
     if not clean:
         for name, value in fields:
             if BAD_VALUE.search(value):
