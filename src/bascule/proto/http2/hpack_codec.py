@@ -30,7 +30,7 @@ evictions, so an insert or an eviction is O(1) amortised, and index ``i``
 ``(name, value)`` and each name to the insertion number of its newest copy.
 """
 
-from typing import Final
+from typing import Final, cast
 
 from bascule.proto.http2.huffman import (
     ACCEPT,
@@ -170,6 +170,8 @@ def _static_indices() -> tuple[dict[Field, int], dict[bytes, int]]:
 
 _STATIC_INDICES: Final = _static_indices()
 _STATIC_FIELDS: Final[dict[Field, int]] = _STATIC_INDICES[0]
+#: The one-byte representation of each index below 127 (§6.1).
+_INDEXED_BYTES: Final[list[bytes]] = [bytes([_INDEXED | i]) for i in range(_INDEXED_MASK)]
 _STATIC_NAMES: Final[dict[bytes, int]] = _STATIC_INDICES[1]
 
 
@@ -456,49 +458,64 @@ class Encoder(_Table):
 
     def encode(self, fields: list[Field]) -> bytes:
         """The header block of ``fields`` (names as given: lowercase them first)."""
-        out = bytearray()
+        parts: list[bytes] = []
         if self._update_pending:
             self._update_pending = False
+            update = bytearray()
             if self._smallest_size < self._max_size:
-                _encode_integer(out, _SIZE_UPDATE, _SIZE_UPDATE_MASK, self._smallest_size)
-            _encode_integer(out, _SIZE_UPDATE, _SIZE_UPDATE_MASK, self._max_size)
-        static_fields = _STATIC_FIELDS
-        dynamic_fields = self._fields
-        for field in fields:
+                _encode_integer(update, _SIZE_UPDATE, _SIZE_UPDATE_MASK, self._smallest_size)
+            _encode_integer(update, _SIZE_UPDATE, _SIZE_UPDATE_MASK, self._max_size)
+            parts.append(bytes(update))
+        # The fields stay the tuple objects they are (typed ``object`` here): looked up as
+        # ``Field``, each would be unpacked and packed again into a new tuple per lookup.
+        static_fields = cast("dict[object, int]", _STATIC_FIELDS)
+        dynamic_fields = cast("dict[object, int]", self._fields)
+        indexed = _INDEXED_BYTES
+        for field in cast("list[object]", fields):
             index = static_fields.get(field, 0)
             if index:
-                out.append(_INDEXED | index)  # every static index fits in the prefix
+                parts.append(indexed[index])  # every static index fits in the prefix
                 continue
             number = dynamic_fields.get(field, -1)
             if number >= 0:
-                _encode_integer(
-                    out, _INDEXED, _INDEXED_MASK, _STATIC_COUNT + self._inserted - number
-                )
+                index = _STATIC_COUNT + self._inserted - number
+                if index < _INDEXED_MASK:
+                    parts.append(indexed[index])
+                else:
+                    out = bytearray()
+                    _encode_integer(out, _INDEXED, _INDEXED_MASK, index)
+                    parts.append(bytes(out))
                 continue
-            name, value = field
-            index = _STATIC_NAMES.get(name, 0)
-            if not index:
-                number = self._names.get(name, -1)
-                if number >= 0:
-                    index = _STATIC_COUNT + self._inserted - number
-            size = len(name) + len(value) + ENTRY_OVERHEAD
-            if name in _NEVER_INDEXED_NAMES or (name == b"cookie" and len(value) < _SHORT_COOKIE):
-                flags = _NEVER_INDEXED
-                mask = _LITERAL_MASK
-            elif 2 * size > self._max_size:
-                flags = _WITHOUT_INDEXING
-                mask = _LITERAL_MASK
-            else:
-                flags = _INCREMENTAL
-                mask = _INCREMENTAL_MASK
-            if index:
-                _encode_integer(out, flags, mask, index)
-            else:
-                out.append(flags)
-                _encode_string(out, name)
-            _encode_string(out, value)
-            if flags == _INCREMENTAL:
-                self._insert(field, size)
+            parts.append(self._literal(cast(Field, field)))
+        return b"".join(parts)
+
+    def _literal(self, field: Field) -> bytes:
+        """A field neither table holds whole: a literal, added to the dynamic table if it may."""
+        name, value = field
+        index = _STATIC_NAMES.get(name, 0)
+        if not index:
+            number = self._names.get(name, -1)
+            if number >= 0:
+                index = _STATIC_COUNT + self._inserted - number
+        size = len(name) + len(value) + ENTRY_OVERHEAD
+        if name in _NEVER_INDEXED_NAMES or (name == b"cookie" and len(value) < _SHORT_COOKIE):
+            flags = _NEVER_INDEXED
+            mask = _LITERAL_MASK
+        elif 2 * size > self._max_size:
+            flags = _WITHOUT_INDEXING
+            mask = _LITERAL_MASK
+        else:
+            flags = _INCREMENTAL
+            mask = _INCREMENTAL_MASK
+        out = bytearray()
+        if index:
+            _encode_integer(out, flags, mask, index)
+        else:
+            out.append(flags)
+            _encode_string(out, name)
+        _encode_string(out, value)
+        if flags == _INCREMENTAL:
+            self._insert(field, size)
         return bytes(out)
 
     def _insert(self, field: Field, size: int) -> None:
