@@ -29,6 +29,7 @@ from hyperframe.frame import (
 from bascule.proto.errors import LocalProtocolError
 from bascule.proto.events import BodyChunk, BodyEnd, RequestReceived
 from bascule.proto.http2.connection import (
+    _CLOSED_MEMORY,
     ConnectionEnded,
     H2Connection,
     H2Event,
@@ -1201,3 +1202,31 @@ def test_large_frame_in_many_small_reads_arrives_whole() -> None:
     assert [len(c.data) for c in chunks] == [len(body)]
     assert chunks[0].data == body
     assert isinstance(events[-1], BodyEnd)
+
+
+def _headers_after_the_end(closed: int, late: int) -> list[GoAwayFrame]:
+    """Close ``closed`` streams one after the other, then send HEADERS on stream ``late``."""
+    pair = Pair()
+    for _ in range(closed):
+        stream_id, _ = pair.open()
+        pair.server.send_head(stream_id, 204, [], end=True)
+        pair.to_client()
+    block = hpack.Encoder().encode(request_headers())
+    pair.server.receive_data(raw_frame(len(block), 0x1, 0x5, late, block))
+    return goaways(pair.server.data_to_send())
+
+
+def test_the_last_streams_closed_are_remembered_and_the_oldest_forgotten() -> None:
+    """How a stream closed is kept for the last 256 streams (RFC 9113 §5.1): HEADERS on one
+    of them is STREAM_CLOSED; on a stream closed earlier, only "lower than the highest
+    stream opened" is left to say (PROTOCOL_ERROR)."""
+    closed = _CLOSED_MEMORY + 44
+    oldest_kept = 2 * (closed - _CLOSED_MEMORY) + 1
+    for late, code in [
+        (2 * closed - 1, 0x5),  # the last one closed
+        (oldest_kept, 0x5),
+        (oldest_kept - 2, PROTOCOL_ERROR),  # the newest of those forgotten
+        (1, PROTOCOL_ERROR),
+    ]:
+        sent = _headers_after_the_end(closed, late)
+        assert [g.error_code for g in sent] == [code], late

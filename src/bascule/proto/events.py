@@ -5,7 +5,15 @@ more per request on the hot path, and a frozen dataclass pays for
 ``object.__setattr__`` on every field.  Treat them as immutable.
 """
 
+from typing import Final
+
 Headers = list[tuple[bytes, bytes]]
+
+
+#: Decoded methods, so that the common ones are not decoded per request.
+METHOD_NAMES: Final[dict[bytes, str]] = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+}
 
 
 class RequestReceived:

@@ -13,16 +13,19 @@ from typing import Final
 import httptools
 
 from bascule.proto.errors import RemoteProtocolError
-from bascule.proto.events import BodyChunk, BodyEnd, Event, Headers, RequestReceived
+from bascule.proto.events import (
+    METHOD_NAMES,
+    BodyChunk,
+    BodyEnd,
+    Event,
+    Headers,
+    RequestReceived,
+)
 from bascule.proto.limits import Http1Limits
 
 _VERSIONS: Final = {"1.1": "1.1", "1.0": "1.0"}
 #: The end of every HTTP/1.1 request body (one shared, never changed, instance).
 _REQUEST_END: Final = BodyEnd(1)
-#: Decoded methods, so that the common ones are not decoded per request.
-_METHODS: Final[dict[bytes, str]] = {
-    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
-}
 _OWS: Final = (0x20, 0x09)
 #: The fields llhttp reads to decide keep-alive (see on_headers_complete).
 _KEEP_ALIVE_FIELDS: Final = frozenset({b"connection", b"proxy-connection"})
@@ -219,7 +222,7 @@ class RequestReader:
             # connection switches protocols or closes after its response.
             keep_alive = False
         self.keep_alive = keep_alive
-        method_name = _METHODS.get(raw_method)
+        method_name = METHOD_NAMES.get(raw_method)
         if method_name is None:
             method_name = raw_method.decode("ascii")
         request = RequestReceived(

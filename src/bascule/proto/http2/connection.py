@@ -24,7 +24,7 @@ import binascii
 from collections import deque
 from typing import Final
 
-from bascule.proto.events import BodyChunk, BodyEnd, Headers, RequestReceived
+from bascule.proto.events import METHOD_NAMES, BodyChunk, BodyEnd, Headers, RequestReceived
 from bascule.proto.headers import BAD_VALUE
 from bascule.proto.http1.writer import KNOWN_NAMES, lower_name, raise_first_bad
 from bascule.proto.http2.fields import CONNECTION_FIELDS, Checked, check
@@ -259,6 +259,8 @@ class H2Connection:
         self._open_inbound = 0
         self._open_pushed = 0
         self._closed: dict[int, int] = {}
+        self._closed_ring: list[int] = []
+        self._closed_oldest = 0
         # a header block in progress (HEADERS or PUSH_PROMISE without END_HEADERS)
         self._block_stream = 0
         self._block_flags = 0
@@ -692,10 +694,23 @@ class H2Connection:
         self._out.append(_frame_head(4, _RST_STREAM, 0, stream_id) + code.to_bytes(4, "big"))
 
     def _remember(self, stream_id: int, how: int) -> None:
+        """Keep how ``stream_id`` closed, for the last ``_CLOSED_MEMORY`` streams closed.
+
+        ``_closed_ring`` holds the keys of ``_closed`` in the order they came, the
+        oldest at ``_closed_oldest`` once it is full: the oldest goes without a scan
+        of the dictionary, whose deleted slots pile up at its front.
+        """
         closed = self._closed
+        if stream_id not in closed:
+            ring = self._closed_ring
+            if len(ring) < _CLOSED_MEMORY:
+                ring.append(stream_id)
+            else:
+                oldest = self._closed_oldest
+                del closed[ring[oldest]]
+                ring[oldest] = stream_id
+                self._closed_oldest = oldest + 1 if oldest + 1 < _CLOSED_MEMORY else 0
         closed[stream_id] = how
-        if len(closed) > _CLOSED_MEMORY:
-            del closed[next(iter(closed))]
 
     def _open_stream(self, stream_id: int) -> _Stream:
         stream = _Stream(stream_id, self._peer_initial_window, self._local_initial_window)
@@ -726,12 +741,17 @@ class H2Connection:
         if authority and not checked.has_host:
             headers.insert(0, (b"host", authority))
         target, _, query = pseudo.get(b":path", b"").partition(b"?")
-        if b"#" in query:
-            query = query.partition(b"#")[0]
+        # partition, not "in": "in" first tries its operand as an int and formats the
+        # TypeError it then discards.
+        query = query.partition(b"#")[0]
         protocol = pseudo.get(b":protocol", b"")
+        raw_method = pseudo[b":method"]
+        method = METHOD_NAMES.get(raw_method)
+        if method is None:
+            method = raw_method.decode("ascii", "replace")
         return RequestReceived(
             stream_id,
-            pseudo[b":method"].decode("ascii", "replace"),
+            method,
             target or b"/",
             query,
             headers,
