@@ -26,6 +26,23 @@ def bad_value_char(value: bytes) -> int | None:
     return None if m is None else m.start()
 
 
+#: Content-Length values already turned into numbers: ``int()`` of bytes costs as much as
+#: the rest of a response head's checks. Bounded in count; values are at most 20 digits.
+_LENGTHS: Final[dict[bytes, int]] = {}
+_MAX_LENGTHS: Final = 1024
+
+
+def length_value(value: bytes) -> int:
+    """``int(value)`` of a Content-Length value the caller found to be all digits."""
+    known = _LENGTHS.get(value)
+    if known is not None:
+        return known
+    length = int(value)
+    if len(value) <= 20 and len(_LENGTHS) < _MAX_LENGTHS:
+        _LENGTHS[value] = length
+    return length
+
+
 #: Codes of response fields the writer handles itself.
 CONTENT_LENGTH: Final = 1
 CONNECTION: Final = 2

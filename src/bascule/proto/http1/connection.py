@@ -39,6 +39,7 @@ from bascule.proto.headers import (
     NO_DEFAULT_HEADERS,
     TRANSFER_ENCODING,
     DefaultHeaders,
+    length_value,
 )
 from bascule.proto.http1.reader import RequestReader
 from bascule.proto.http1.state import DONE, ERROR, IDLE, OUR_TRANSITIONS, SEND_BODY, State
@@ -392,7 +393,7 @@ class H1Connection:
                         continue  # RFC 9110 §8.6: never in a 204
                     if not value.isdigit():
                         raise LocalProtocolError(f"Content-Length {value!r} is not a number")
-                    declared = int(value)
+                    declared = length_value(value)
                     if value[:1] != b"0" or len(value) == 1:  # written as given, once, below
                         length_line = b"content-length: " + value + b"\r\n"
                     else:  # leading zeros: normalised
