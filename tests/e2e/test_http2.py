@@ -598,6 +598,29 @@ def test_client_reset_disconnects_and_cancels_that_stream_only(
     wait_until(lambda: tasks_of(server) == 0, 5)
 
 
+def test_default_and_extra_headers_over_http2(live: Live, clients: list[H2Client]) -> None:
+    """Server, Date and --header fields are added to every HTTP/2 response, each once, as
+    given (a name given twice gives two fields); a field the app sets replaces ours."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        headers = [(b"Server", b"mine"), (b"x-extra", b"app")] if scope["path"] == "/own" else []
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = live(app, header=["X-Frame-Options:DENY", "X-Extra:1", "X-Extra:2"])
+    client = h2_client(server, clients)
+    ours = client.response(client.request("GET", "/"))
+    names = [name for name, _ in ours.headers]
+    assert names.count(b"server") == names.count(b"date") == 1
+    assert ours.header(b"server") == b"bascule"
+    assert [v for n, v in ours.headers if n == b"x-extra"] == [b"1", b"2"]
+    assert ours.header(b"x-frame-options") == b"DENY"
+    own = client.response(client.request("GET", "/own"))
+    assert [v for n, v in own.headers if n == b"server"] == [b"mine"]
+    assert [v for n, v in own.headers if n == b"x-extra"] == [b"app"]
+    assert own.header(b"x-frame-options") == b"DENY"
+
+
 def test_finished_streams_leave_no_reference_cycles(live: Live, clients: list[H2Client]) -> None:
     """A finished stream is freed when its last reference goes, not by the garbage collector:
     a reference cycle per request would leave each one's objects to a collection."""

@@ -27,7 +27,7 @@ from bascule.proto.events import (
     RequestReceived,
     ResponseHead,
 )
-from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders
+from bascule.proto.headers import NO_DEFAULT_HEADERS, DefaultHeaders, length_value
 from bascule.proto.http2.connection import (
     ConnectionEnded,
     H2Connection,
@@ -109,21 +109,28 @@ class H2Stream:
                 raise LocalProtocolError("response head sent twice")
             # Held until the first body message: HPACK state is ordered, so the
             # head is encoded only when it can be written at once.
-            headers = response_fields(event.headers)  # checked now, like HTTP/1.1's head
-            if defaults.pairs:
-                names = {n for n, _ in headers}
-                headers.extend(pair for pair in defaults.pairs if pair[0] not in names)
-            self.held_head = ResponseHead(self.stream_id, event.status, headers)
-            self.remaining = self._declared_length(event.status, headers)
+            start = cast(ResponseHead, event)  # typed: its fields are read natively
+            headers = response_fields(start.headers)  # checked now, like HTTP/1.1's head
+            count = len(headers)
+            for pair in defaults.pairs:  # ours, unless the app set the same name
+                name = pair[0]
+                index = 0
+                while index < count and headers[index][0] != name:
+                    index += 1
+                if index == count:
+                    headers.append(pair)
+            self.held_head = ResponseHead(self.stream_id, start.status, headers)
+            self.remaining = self._declared_length(start.status, headers)
             return b""
         if etype is InformationalResponse:
-            h2c.send_head(self.stream_id, event.status, event.headers)
+            informational = cast(InformationalResponse, event)
+            h2c.send_head(self.stream_id, informational.status, informational.headers)
             return h2c.data_to_send()
         head = self.held_head
         if self.remaining is not None:
             self._count(event, etype)
         if etype is BodyChunk:
-            data = event.data
+            data = cast(BodyChunk, event).data
             if head is not None:
                 h2c.send_head(self.stream_id, head.status, head.headers, checked=True)
                 self.held_head = None
@@ -131,8 +138,9 @@ class H2Stream:
                 h2c.send_body(self.stream_id, data)
             return h2c.data_to_send()
         if etype is BodyEnd:
-            trailers = event.trailers
-            data = event.data
+            end = cast(BodyEnd, event)
+            trailers = end.trailers
+            data = end.data
             if head is not None:
                 h2c.send_head(
                     self.stream_id,
@@ -161,7 +169,7 @@ class H2Stream:
             if name == b"content-length":
                 if not value.isdigit():
                     raise LocalProtocolError(f"invalid Content-Length {value[:40]!r}")
-                return int(value)
+                return length_value(value)
         return None
 
     def _count(self, event: Any, etype: type) -> None:

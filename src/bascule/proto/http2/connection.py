@@ -26,7 +26,7 @@ from typing import Final
 
 from bascule.proto.events import METHOD_NAMES, BodyChunk, BodyEnd, Headers, RequestReceived
 from bascule.proto.headers import BAD_VALUE
-from bascule.proto.http1.writer import KNOWN_NAMES, lower_name, raise_first_bad
+from bascule.proto.http1.writer import KNOWN_NAMES, check_value, lower_name, raise_first_bad
 from bascule.proto.http2.fields import CONNECTION_FIELDS, Checked, check
 from bascule.proto.http2.flow import OutboundQueue
 from bascule.proto.http2.hpack_codec import Decoder, Encoder, HeaderListTooLarge, HpackError
@@ -107,10 +107,9 @@ def response_fields(headers: Headers) -> Headers:
         lname = KNOWN_NAMES.get(name)
         if lname is None:
             lname = lower_name(headers, name)
+        check_value(headers, value)  # remembers the values it passed
         if lname not in CONNECTION_FIELDS:
             out.append((lname, value))
-    if BAD_VALUE.search(b"\t".join(value for _, value in headers)):
-        raise_first_bad(headers)
     return out
 
 
