@@ -30,7 +30,7 @@ evictions, so an insert or an eviction is O(1) amortised, and index ``i``
 ``(name, value)`` and each name to the insertion number of its newest copy.
 """
 
-from typing import Final, cast
+from typing import Final
 
 from bascule.proto.http2.huffman import (
     ACCEPT,
@@ -159,20 +159,22 @@ _HUFFMAN: Final = 0x80
 _STRING_MASK: Final = 0x7F
 
 
-def _static_indices() -> tuple[dict[Field, int], dict[bytes, int]]:
-    fields: dict[Field, int] = {}
+def _static_indices() -> tuple[dict[bytes, dict[bytes, int]], dict[bytes, int]]:
+    fields: dict[bytes, dict[bytes, int]] = {}
     names: dict[bytes, int] = {}
-    for number, field in enumerate(STATIC_TABLE, 1):
-        fields.setdefault(field, number)
-        names.setdefault(field[0], number)
+    for number, (name, value) in enumerate(STATIC_TABLE, 1):
+        fields.setdefault(name, {}).setdefault(value, number)
+        names.setdefault(name, number)
     return fields, names
 
 
 _STATIC_INDICES: Final = _static_indices()
-_STATIC_FIELDS: Final[dict[Field, int]] = _STATIC_INDICES[0]
+#: name -> value -> the first static index of that field. By name, then value: bytes keep
+#: their hash, where a tuple key is hashed (and compared) anew at every lookup.
+_STATIC_FIELDS: Final[dict[bytes, dict[bytes, int]]] = _STATIC_INDICES[0]
+_STATIC_NAMES: Final[dict[bytes, int]] = _STATIC_INDICES[1]
 #: The one-byte representation of each index below 127 (§6.1).
 _INDEXED_BYTES: Final[list[bytes]] = [bytes([_INDEXED | i]) for i in range(_INDEXED_MASK)]
-_STATIC_NAMES: Final[dict[bytes, int]] = _STATIC_INDICES[1]
 
 
 class HpackError(Exception):
@@ -434,7 +436,8 @@ class Encoder(_Table):
         super().__init__(DEFAULT_TABLE_SIZE)
         self._base = 0  # the insertion number of _entries[0]
         self._inserted = 0  # the insertion number of the next entry
-        self._fields: dict[Field, int] = {}  # field -> insertion number of its newest copy
+        # name -> value -> insertion number of the field's newest copy
+        self._fields: dict[bytes, dict[bytes, int]] = {}
         self._names: dict[bytes, int] = {}  # name -> insertion number of its newest entry
         self._update_pending = False  # a size update is owed at the start of the next block
         self._smallest_size = 0  # the smallest maximum since the last block (if owed)
@@ -466,32 +469,33 @@ class Encoder(_Table):
                 _encode_integer(update, _SIZE_UPDATE, _SIZE_UPDATE_MASK, self._smallest_size)
             _encode_integer(update, _SIZE_UPDATE, _SIZE_UPDATE_MASK, self._max_size)
             parts.append(bytes(update))
-        # The fields stay the tuple objects they are (typed ``object`` here): looked up as
-        # ``Field``, each would be unpacked and packed again into a new tuple per lookup.
-        static_fields = cast("dict[object, int]", _STATIC_FIELDS)
-        dynamic_fields = cast("dict[object, int]", self._fields)
+        static_fields = _STATIC_FIELDS
+        dynamic_fields = self._fields
         indexed = _INDEXED_BYTES
-        for field in cast("list[object]", fields):
-            index = static_fields.get(field, 0)
-            if index:
-                parts.append(indexed[index])  # every static index fits in the prefix
-                continue
-            number = dynamic_fields.get(field, -1)
-            if number >= 0:
-                index = _STATIC_COUNT + self._inserted - number
-                if index < _INDEXED_MASK:
-                    parts.append(indexed[index])
-                else:
-                    out = bytearray()
-                    _encode_integer(out, _INDEXED, _INDEXED_MASK, index)
-                    parts.append(bytes(out))
-                continue
-            parts.append(self._literal(cast(Field, field)))
+        for name, value in fields:
+            values = static_fields.get(name)
+            if values is not None:
+                index = values.get(value, 0)
+                if index:
+                    parts.append(indexed[index])  # every static index fits in the prefix
+                    continue
+            values = dynamic_fields.get(name)
+            if values is not None:
+                number = values.get(value, -1)
+                if number >= 0:
+                    index = _STATIC_COUNT + self._inserted - number
+                    if index < _INDEXED_MASK:
+                        parts.append(indexed[index])
+                    else:
+                        out = bytearray()
+                        _encode_integer(out, _INDEXED, _INDEXED_MASK, index)
+                        parts.append(bytes(out))
+                    continue
+            parts.append(self._literal(name, value))
         return b"".join(parts)
 
-    def _literal(self, field: Field) -> bytes:
+    def _literal(self, name: bytes, value: bytes) -> bytes:
         """A field neither table holds whole: a literal, added to the dynamic table if it may."""
-        name, value = field
         index = _STATIC_NAMES.get(name, 0)
         if not index:
             number = self._names.get(name, -1)
@@ -515,7 +519,7 @@ class Encoder(_Table):
             _encode_string(out, name)
         _encode_string(out, value)
         if flags == _INCREMENTAL:
-            self._insert(field, size)
+            self._insert((name, value), size)
         return bytes(out)
 
     def _insert(self, field: Field, size: int) -> None:
@@ -525,8 +529,12 @@ class Encoder(_Table):
         self._size += size
         number = self._inserted
         self._inserted = number + 1
-        self._fields[field] = number
-        self._names[field[0]] = number
+        name = field[0]
+        values = self._fields.get(name)
+        if values is None:
+            values = self._fields[name] = {}
+        values[field[1]] = number
+        self._names[name] = number
 
     def _evict(self, limit: int) -> None:
         """Drop the oldest entries until the table's size is at most ``limit`` (§4.4)."""
@@ -537,8 +545,11 @@ class Encoder(_Table):
             number = self._base + first
             name, value = field
             self._size -= len(name) + len(value) + ENTRY_OVERHEAD
-            if self._fields.get(field, -1) == number:
-                del self._fields[field]
+            values = self._fields.get(name)
+            if values is not None and values.get(value, -1) == number:
+                del values[value]
+                if not values:
+                    del self._fields[name]
             if self._names.get(name, -1) == number:
                 del self._names[name]
             entries[first] = _EVICTED
