@@ -253,17 +253,16 @@ def test_trailers_never_vouch_for_a_value_requests_refuse() -> None:
 
 @pytest.mark.usefixtures("cold_memos")
 def test_the_memos_are_bounded_in_count_and_size() -> None:
-    checks.GOOD_VALUES.update(b"v%d" % i for i in range(checks.MAX_GOOD - len(GOOD)))
-    assert check(GOOD).malformed is None
-    assert len(checks.GOOD_VALUES) == checks.MAX_GOOD
+    """A full memo starts over, so that values seen once cannot keep out those that repeat."""
+    checks.GOOD_VALUES.update(b"seen-once-%d" % i for i in range(checks.MAX_GOOD - 1))
     assert check([*GOOD, (b"x", b"new")]).malformed is None
-    assert b"new" not in checks.GOOD_VALUES  # full: checked, not kept
+    assert len(checks.GOOD_VALUES) <= checks.MAX_GOOD
+    assert b"seen-once-0" not in checks.GOOD_VALUES  # started over...
+    assert {b"new", b"example.com"} <= checks.GOOD_VALUES  # ...with this block's values
     assert check([*GOOD, (b"x", b"a\x01")]).malformed is not None
-    checks.GOOD_VALUES.clear()
     long_value = b"v" * (checks.MAX_GOOD_SIZE + 1)
     assert check([*GOOD, (b"x", long_value)]).malformed is None
     assert long_value not in checks.GOOD_VALUES
-    assert b"example.com" in checks.GOOD_VALUES
 
 
 @pytest.mark.parametrize("fields_", CASES)
@@ -277,3 +276,20 @@ def test_a_warm_memo_changes_no_verdict(fields_: list[Header]) -> None:
         check([*GOOD, (b"x-" + name.strip(b":").lower() or b"x-", value)])
     warm = check(fields_)
     assert (warm.violation, warm.malformed) == (cold.violation, cold.malformed)
+
+
+@pytest.mark.parametrize(
+    ("path", "malformed"),
+    [
+        (b"/a/b?c=d&e=%20", None),
+        (b"/" + b"x" * 500, None),
+        (b"/a b", "invalid character in :path b'/a b'"),
+        (b"/caf\xc3\xa9", "invalid character in :path b'/caf\\xc3\\xa9'"),
+        (b"/a\x7f", "invalid character in :path b'/a\\x7f'"),
+    ],
+)
+def test_the_path_is_visible_ascii(path: bytes, malformed: str | None) -> None:
+    block = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", path), GOOD[3]]
+    checked = check(block)
+    assert checked.violation is None
+    assert checked.malformed == malformed
