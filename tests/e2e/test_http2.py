@@ -621,6 +621,19 @@ def test_default_and_extra_headers_over_http2(live: Live, clients: list[H2Client
     assert own.header(b"x-frame-options") == b"DENY"
 
 
+def test_header_pairs_given_as_lists_over_http2(live: Live, clients: list[H2Client]) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        headers = [[b"content-type", b"text/plain"], [b"x-a", b"1"]]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"listed"})
+
+    server = live(app)
+    client = h2_client(server, clients)
+    response = client.response(client.request("GET", "/"))
+    assert (response.status, bytes(response.body)) == (200, b"listed")
+    assert response.header(b"x-a") == b"1"
+
+
 def test_finished_streams_leave_no_reference_cycles(live: Live, clients: list[H2Client]) -> None:
     """A finished stream is freed when its last reference goes, not by the garbage collector:
     a reference cycle per request would leave each one's objects to a collection."""
@@ -687,6 +700,12 @@ async def faulty_app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["path"] == "/invalid":
         await send({"type": "http.response.start", "status": "200", "headers": []})
         return
+    if scope["path"] in ("/huge-length", "/bad-length"):
+        # int() refuses 5,000 digits with a ValueError that names nothing
+        length = b"1" * 5000 if scope["path"] == "/huge-length" else b"12abc"
+        headers = [(b"content-length", length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        return
     await basic_app(scope, receive, send)
 
 
@@ -732,6 +751,25 @@ def test_invalid_app_message_is_a_500_with_a_clear_log(
     assert any(
         "invalid ASGI message" in m and '"GET /invalid"' in m and "status" in m for m in messages
     ), messages
+
+
+def test_bad_content_length_is_a_500_on_that_stream_that_names_it(
+    live: Live, clients: list[H2Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The head with the bad Content-Length is never held: the 500 goes out in its place,
+    and the connection goes on."""
+    server = live(faulty_app)
+    client = h2_client(server, clients)
+    with caplog.at_level(logging.ERROR, logger="bascule.error"):
+        huge = client.response(client.request("GET", "/huge-length"))
+        bad = client.response(client.request("GET", "/bad-length"))
+        good = client.response(client.request("GET", "/fine"))
+    assert (huge.status, bad.status, good.status) == (500, 500, 200)
+    assert bytes(bad.body) == b"Internal Server Error\n"
+    assert not client.goaways
+    messages = [r.getMessage() for r in caplog.records if r.name == "bascule.error"]
+    assert any("Content-Length b'1111" in m and "too large" in m for m in messages), messages
+    assert any("invalid Content-Length b'12abc'" in m for m in messages), messages
 
 
 # --- graceful shutdown ----------------------------------------------------------------------------------------

@@ -207,7 +207,15 @@ def test_zero_content_length_with_a_byte_is_an_error() -> None:
         conn.send(BodyChunk(1, b"x"))
 
 
-@pytest.mark.parametrize("value", [b"-1", b"abc", b"1.5", b" 5", b"+5", b""])
+def test_content_length_with_leading_zeros_counts_its_value() -> None:
+    """Twenty-five zeros and a 5: five bytes, however many digits (written normalised)."""
+    out = head(answering(), 200, [(b"content-length", b"0" * 25 + b"5")])
+    assert b"content-length: 5\r\n" in out
+
+
+@pytest.mark.parametrize(
+    "value", [b"-1", b"abc", b"1.5", b" 5", b"+5", b"", b"9" * 20, b"1" * 5000]
+)
 def test_invalid_content_length_is_an_error(value: bytes) -> None:
     with pytest.raises(LocalProtocolError, match="Content-Length"):
         head(answering(), 200, [(b"content-length", value)])

@@ -119,8 +119,11 @@ class H2Stream:
                     index += 1
                 if index == count:
                     headers.append(pair)
+            # Checked before the head is held: a bad Content-Length leaves no head behind,
+            # and the 500 that follows is the stream's first.
+            remaining = self._declared_length(start.status, headers)
             self.held_head = ResponseHead(self.stream_id, start.status, headers)
-            self.remaining = self._declared_length(start.status, headers)
+            self.remaining = remaining
             return b""
         if etype is InformationalResponse:
             informational = cast(InformationalResponse, event)

@@ -8,6 +8,8 @@ response.
 import re
 from typing import Final
 
+from bascule.proto.errors import LocalProtocolError
+
 # RFC 9110 §5.1: field-name = token; token = 1*tchar.
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 9110 §5.5: field-value has no CR, LF or NUL; we also refuse other C0
@@ -27,18 +29,26 @@ def bad_value_char(value: bytes) -> int | None:
 
 
 #: Content-Length values already turned into numbers: ``int()`` of bytes costs as much as
-#: the rest of a response head's checks. Bounded in count; values are at most 20 digits.
+#: the rest of a response head's checks. Bounded in count.
 _LENGTHS: Final[dict[bytes, int]] = {}
 _MAX_LENGTHS: Final = 1024
+#: Significant digits of the largest Content-Length taken (10**19 - 1 bytes).
+_MAX_LENGTH_DIGITS: Final = 19
 
 
 def length_value(value: bytes) -> int:
-    """``int(value)`` of a Content-Length value the caller found to be all digits."""
+    """``int(value)`` of a Content-Length value the caller found to be all digits.
+
+    Raises LocalProtocolError past 19 digits, leading zeros aside (``int()`` itself
+    refuses 4,300 digits and more, with a ValueError that would name no field).
+    """
     known = _LENGTHS.get(value)
     if known is not None:
         return known
+    if len(value) > _MAX_LENGTH_DIGITS and len(value.lstrip(b"0")) > _MAX_LENGTH_DIGITS:
+        raise LocalProtocolError(f"Content-Length {value[:40]!r} is too large")
     length = int(value)
-    if len(value) <= 20 and len(_LENGTHS) < _MAX_LENGTHS:
+    if len(_LENGTHS) < _MAX_LENGTHS:
         _LENGTHS[value] = length
     return length
 
