@@ -493,6 +493,25 @@ def test_request_header_timeout_slowloris(live: Live, caplog: pytest.LogCaptureF
     assert any("not received within" in r.getMessage() for r in caplog.records)
 
 
+def test_header_pairs_given_as_lists(live: Live) -> None:
+    """The spec's headers are an iterable of two-item iterables: lists of lists are served
+    as lists of tuples are (the compiled build reads pairs as tuples)."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        headers = [[b"content-type", b"text/plain"], [b"x-a", bytearray(b"1")], (b"x-b", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"listed"})
+
+    server = live(app)
+    r = httpx.get(server.url)
+    assert (r.status_code, r.text) == (200, "listed")
+    assert (r.headers["content-type"], r.headers["x-a"], r.headers["x-b"]) == (
+        "text/plain",
+        "1",
+        "2",
+    )
+
+
 def test_default_and_extra_headers(live: Live) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         headers = [(b"server", b"mine")] if scope["path"] == "/own" else []

@@ -307,7 +307,8 @@ def test_subprotocol_choice_and_accept_headers(
             {
                 "type": "websocket.accept",
                 "subprotocol": subprotocol,
-                "headers": [(b"x-extra", b"yes"), (b"set-cookie", b"a=1")],
+                # pairs as lists: the spec allows any two-item iterable
+                "headers": [[b"x-extra", b"yes"], (b"set-cookie", b"a=1")],
             }
         )
         await send({"type": "websocket.send", "text": repr(scope["subprotocols"])})

@@ -46,14 +46,16 @@ def check_headers(kind: str, raw: object) -> Headers:
     converts what it can and names the first bad item.
     """
     if type(raw) is list:
-        try:
-            for name, value in raw:
-                if type(name) is not bytes or type(value) is not bytes:
-                    break
-            else:
-                return raw
-        except (TypeError, ValueError):
-            pass
+        for pair in raw:
+            # Pairs given as lists (the spec allows any 2-item iterable) become tuples on the
+            # slow path: the compiled layers below read each pair as a tuple.
+            if type(pair) is not tuple or len(pair) != 2:
+                break
+            name, value = pair
+            if type(name) is not bytes or type(value) is not bytes:
+                break
+        else:
+            return raw
     return _check_headers_slow(kind, raw)
 
 
