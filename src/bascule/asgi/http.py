@@ -10,7 +10,7 @@ Nothing here awaits, logs or touches I/O.
 
 from collections.abc import Iterable, Mapping
 from enum import IntEnum
-from typing import Any
+from typing import Any, cast
 
 from bascule.errors import AppMessageError
 from bascule.proto.events import (
@@ -46,7 +46,7 @@ def check_headers(kind: str, raw: object) -> Headers:
     converts what it can and names the first bad item.
     """
     if type(raw) is list:
-        for pair in raw:
+        for pair in cast("list[object]", raw):  # indexed, without an iterator object
             # Pairs given as lists (the spec allows any 2-item iterable) become tuples on the
             # slow path: the compiled layers below read each pair as a tuple.
             if type(pair) is not tuple or len(pair) != 2:

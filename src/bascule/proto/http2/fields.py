@@ -212,10 +212,10 @@ def _pseudo_problem(pseudo: dict[bytes, bytes]) -> str | None:
     if connect and b":protocol" not in pseudo:
         if b":scheme" in pseudo or b":path" in pseudo:
             return "CONNECT with :scheme or :path"
-    else:
-        for name in (b":scheme", b":path"):
-            if name not in pseudo:
-                return f"request without {name.decode()}"
+    elif b":scheme" not in pseudo:
+        return "request without :scheme"
+    elif b":path" not in pseudo:
+        return "request without :path"
     if b":status" in pseudo:
         return "request with :status"
     if not connect and b":protocol" in pseudo:
@@ -234,6 +234,15 @@ def _host_problem(authority: bytes | None, hosts: int, host: bytes) -> str | Non
     return None
 
 
+def _target_problem(name: str, value: bytes | None) -> str | None:
+    """Why ``value`` (of :path or :authority) is refused: not visible ASCII only."""
+    if value is not None and value not in GOOD_TARGETS:
+        if value.translate(None, _VISIBLE):  # what is left is not visible ASCII
+            return f"invalid character in {name} {value!r}"
+        _keep(GOOD_TARGETS, value)
+    return None
+
+
 def _bascule_problem(fields: Headers, pseudo: dict[bytes, bytes], clean: bool) -> str | None:
     """Why a request h2's rules accept is still refused (400), or None.
 
@@ -247,12 +256,11 @@ def _bascule_problem(fields: Headers, pseudo: dict[bytes, bytes], clean: bool) -
         if _METHOD.match(method) is None:
             return f"invalid method {method!r}"
         _keep(GOOD_METHODS, method)
-    for name in (b":path", b":authority"):
-        value = pseudo.get(name)
-        if value is not None and value not in GOOD_TARGETS:
-            if value.translate(None, _VISIBLE):  # what is left is not visible ASCII
-                return f"invalid character in {name.decode()} {value!r}"
-            _keep(GOOD_TARGETS, value)
+    problem = _target_problem(":path", pseudo.get(b":path"))
+    if problem is None:
+        problem = _target_problem(":authority", pseudo.get(b":authority"))
+    if problem is not None:
+        return problem
     if not clean:
         for name, value in fields:
             if BAD_VALUE.search(value):

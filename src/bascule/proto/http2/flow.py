@@ -55,9 +55,10 @@ class OutboundQueue:
         self._queues.pop(stream_id, None)
 
     def pending(self, stream_id: int) -> int:
-        return sum(
-            len(e.data) + (1 if e.end or e.trailers else 0) for e in self._queues.get(stream_id, ())
-        )
+        queue = self._queues.get(stream_id)
+        if queue is None:  # the common answer: nothing queued, and no iterator built
+            return 0
+        return sum(len(e.data) + (1 if e.end or e.trailers else 0) for e in queue)
 
     def streams(self) -> list[int]:
         return list(self._queues)
