@@ -52,18 +52,29 @@ _FILE_CHUNK: Final = 256 * 1024
 
 
 def start_task(
-    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], name: str
-) -> asyncio.Task[None]:
-    """``loop.create_task(coro, name=name)``, made cheaper where it can be.
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, None],
+    name: str,
+    tasks: set[asyncio.Task[None]],
+) -> asyncio.Task[None] | None:
+    """Run ``coro`` in a task and keep the task in ``tasks``; None if it has already ended.
 
     On Python 3.11, ``Task()`` without a name formats a ``Task-N`` one, and uvloop's
     ``create_task`` never passes the name on (it calls ``set_name`` afterwards): the
     Task built here with its name skips both, about a third of the cost of starting
-    one. A task factory set on the loop is honoured as ``create_task`` would.
+    one. A task factory set on the loop is honoured as ``create_task`` would, and it may
+    run the task's first step before returning it (Python 3.12's
+    ``asyncio.eager_task_factory``): an app that never waits has then finished, its
+    ``finally`` has run already, and the task is not kept.
     """
     if loop.get_task_factory() is None:
-        return asyncio.Task(coro, loop=loop, name=name)
-    return loop.create_task(coro, name=name)
+        task = asyncio.Task(coro, loop=loop, name=name)
+    else:
+        task = loop.create_task(coro, name=name)
+        if task.done():
+            return None
+    tasks.add(task)
+    return task
 
 
 PLAIN_TEXT: Final[list[tuple[bytes, bytes]]] = [(b"content-type", b"text/plain; charset=utf-8")]

@@ -457,10 +457,10 @@ class H2Driver:
             return
         self.server.connections.add(self)
         self.transport.set_protocol(cast(asyncio.BaseProtocol, self))
-        self._start_stream(request)
-        stream = self.streams.get(1)
+        stream = self._start_stream(request)
         if stream is not None and stream.cycle is not None:
             stream.cycle.feed_end()
+            self._run_app(stream)
         if data:
             self.data_received(data)
         else:
@@ -477,6 +477,9 @@ class H2Driver:
         return None  # the transport closes
 
     def data_received(self, data: bytes) -> None:
+        # Apps start once the events at hand are read, as on HTTP/1.1 (transport.py,
+        # ``_dispatch``): a task factory may run an app's first step at once.
+        ready: list[H2Stream] | None = None
         for event in self.h2.receive_data(data):
             if self.trace:
                 error_log.log(TRACE, "%s: %r", self.client_label, event)
@@ -491,7 +494,12 @@ class H2Driver:
                 else:  # nobody will read it: give the window back
                     self.h2.consumed(event.stream_id, len(event.data))  # type: ignore[union-attr]
             elif etype is RequestReceived:
-                self._start_stream(event)  # type: ignore[arg-type]
+                stream = self._start_stream(event)  # type: ignore[arg-type]
+                if stream is not None:
+                    if ready is None:
+                        ready = [stream]
+                    else:
+                        ready.append(stream)
             elif etype is BodyEnd and event.stream_id in self.websockets:  # type: ignore[union-attr]
                 ws_session = self.websockets[event.stream_id].session  # type: ignore[union-attr]
                 if ws_session is not None:
@@ -515,6 +523,10 @@ class H2Driver:
                 log_rejected(self.client_label, event.status, 0)  # type: ignore[union-attr]
                 if self.server.metrics is not None:
                     self.server.metrics.observe_request("2", event.status, 0.0, 0, 0)  # type: ignore[union-attr]
+        if ready is not None:
+            for stream in ready:
+                if self.streams.get(stream.stream_id) is stream:  # not reset meanwhile
+                    self._run_app(stream)
         self.flush()
         for stream in list(self.streams.values()):
             if stream._drain is not None and not stream.write_paused:
@@ -549,24 +561,30 @@ class H2Driver:
 
     # streams ----------------------------------------------------------------------------------
 
-    def _start_stream(self, request: RequestReceived, push_promise: bool = False) -> None:
+    def _start_stream(self, request: RequestReceived) -> H2Stream | None:
+        """Open the stream of ``request``; the stream whose app ``_run_app`` must start, if any."""
         server = self.server
         stream = H2Stream(self, request.stream_id)
         self.streams[request.stream_id] = stream
         if request.upgrade:
             self._start_websocket(request, stream)
-            return
+            return None
         scope = http_scope(request, self.info, server.lifespan_state, self.stream_extensions())
         cycle = RequestCycle(stream, scope, perf_counter())
         stream.cycle = cycle
         if server.over_concurrency(self.client_label, count_connections=False):
             cycle.respond_plain(503, b"Service Unavailable\n")
             del self.streams[request.stream_id]
-            return
-        task = stream.task = cycle.task = start_task(
-            self.loop, cycle.run(server.app), "bascule-http2"
+            return None
+        return stream
+
+    def _run_app(self, stream: H2Stream) -> None:
+        cycle = cast(RequestCycle, stream.cycle)
+        server = self.server
+        # None when the app finished in the task factory (stream_finished has run).
+        stream.task = cycle.task = start_task(
+            self.loop, cycle.run(server.app), "bascule-http2", server.tasks
         )
-        server.tasks.add(task)
 
     def _start_websocket(self, request: RequestReceived, stream: H2Stream) -> None:
         """RFC 8441: a WebSocket on this stream, served by the same session as HTTP/1.1's."""
@@ -592,8 +610,7 @@ class H2Driver:
         carrier.session = session
         self.websockets[request.stream_id] = carrier
         del self.streams[request.stream_id]
-        task = start_task(self.loop, session.run(server.app), "bascule-websocket")
-        server.tasks.add(task)
+        start_task(self.loop, session.run(server.app), "bascule-websocket", server.tasks)
 
     def ws_finished(self, carrier: H2WebSocket) -> None:
         if carrier.held_credit:
@@ -625,10 +642,10 @@ class H2Driver:
         request = RequestReceived(
             promised, "GET", path, query, [(b"host", authority), *push.headers], "2", True, False
         )
-        self._start_stream(request, push_promise=True)
-        stream = self.streams.get(promised)
+        stream = self._start_stream(request)
         if stream is not None and stream.cycle is not None:
             stream.cycle.feed_end()  # a pushed request has no body
+            self._run_app(stream)
         self.flush()
 
     def _cancel(self, stream: H2Stream) -> None:

@@ -192,8 +192,11 @@ class HttpDriver:
     __slots__ = (
         "_body_paused",
         "_deferred_error",
+        "_dispatching",
         "_drain_waiter",
         "_pipeline_paused",
+        "_ready",
+        "_redispatch",
         "_sniffed",
         "_sniffing",
         "_tls_task",
@@ -239,6 +242,10 @@ class HttpDriver:
         self._body_paused = False
         self._pipeline_paused = False
         self._deferred_error: RemoteProtocolError | None = None
+        #: The request whose app starts once ``_dispatch`` has read the events at hand.
+        self._ready: RequestCycle | None = None
+        self._dispatching = False
+        self._redispatch = False
         self.last_read = server.now
         self.write_paused_since = server.now
         self.idle_since = server.now
@@ -467,6 +474,37 @@ class HttpDriver:
     # events ------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        """Hand the parsed events out; start the app of a request once they are read.
+
+        The app starts after the loop, not inside it: a task factory may run the app's
+        first step at once (Python 3.12's ``eager_task_factory``), and the response it
+        completes there must find the request's own events (its end, above all) read.
+        A response completed inside that step asks for the next pipelined request; it
+        is handed out by this loop, not by a nested call per request.
+        """
+        if self._dispatching:
+            self._redispatch = True
+            return
+        self._dispatching = True
+        try:
+            while True:
+                if not self._read_events():
+                    return
+                if self._ready is not None:
+                    self._start_ready()
+                if not self._redispatch:
+                    break
+                self._redispatch = False
+        finally:
+            self._dispatching = False
+            self._redispatch = False
+        conn = self.conn
+        if conn.pending_requests > self.server.limits.max_pipelined and not self._pipeline_paused:
+            self._pipeline_paused = True
+            self._update_reading()
+
+    def _read_events(self) -> bool:
+        """Feed the events at hand to the cycle; False after a protocol error."""
         conn = self.conn
         try:
             while True:
@@ -483,13 +521,19 @@ class HttpDriver:
                     if self.cycle is not None:
                         self.cycle.feed_end()
                 else:
-                    break
+                    return True
         except RemoteProtocolError as exc:
             self._protocol_error(exc)
-            return
-        if conn.pending_requests > self.server.limits.max_pipelined and not self._pipeline_paused:
-            self._pipeline_paused = True
-            self._update_reading()
+            if self._ready is not None:  # its app runs, and finds the connection gone
+                self._start_ready()
+            return False
+
+    def _start_ready(self) -> None:
+        cycle = cast(RequestCycle, self._ready)
+        self._ready = None
+        cycle.task = start_task(
+            self.loop, cycle.run(self.server.app), "bascule-http", self.server.tasks
+        )
 
     def _start_request(self, request: RequestReceived) -> None:
         server = self.server
@@ -517,8 +561,7 @@ class HttpDriver:
         if server.over_concurrency(self.client_label):
             self._simple_response(cycle, 503, close=False)
             return
-        task = cycle.task = start_task(self.loop, cycle.run(server.app), "bascule-http")
-        server.tasks.add(task)
+        self._ready = cycle  # _dispatch starts its app
 
     def _start_websocket(self, request: RequestReceived) -> None:
         server = self.server
@@ -545,8 +588,7 @@ class HttpDriver:
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
         self.transport.pause_reading()  # until the app accepts; then the session reads
-        task = start_task(self.loop, session.run(server.app), "bascule-websocket")
-        server.tasks.add(task)
+        start_task(self.loop, session.run(server.app), "bascule-websocket", server.tasks)
 
     def _upgrade_to_h2(self, request: RequestReceived) -> None:
         """``Upgrade: h2c`` (RFC 7540 §3.2): 101, then the request is answered on stream 1."""

@@ -1,0 +1,266 @@
+"""Apps whose tasks run their first step at once: Python 3.12's ``asyncio.eager_task_factory``.
+
+With that factory (an app installs it at startup), ``create_task`` runs the app up to its
+first real wait before returning: an app that never waits has answered, and finished,
+before the server holds its task. The server must then still read the request's own
+events first, hand out pipelined requests without nesting a call per request, and keep
+no finished task in its registry (the graceful shutdown would wait on them).
+
+On Python 3.11, which has no eager factory, ``eager_factory`` below does what it does on
+the asyncio loop: it builds the Task, takes the first step the Task just scheduled off
+the loop's queue, and runs it there and then, with the task current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import h2.connection
+import h2.events
+import h2.settings
+import httpx
+import pytest
+from websockets.frames import Opcode
+from websockets.sync.client import connect
+
+from tests.conftest import LiveServer
+from tests.e2e.test_websocket_h2 import Client as H2WebSocketClient
+
+Live = Callable[..., LiveServer]
+
+
+def eager_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    """Python 3.12's ``eager_task_factory``, or its equivalent on the 3.11 asyncio loop."""
+    if sys.version_info >= (3, 12):
+        return asyncio.eager_task_factory(loop, coro, **kwargs)  # type: ignore[attr-defined,no-any-return]
+    task = asyncio.Task(coro, loop=loop, **kwargs)
+    handle = loop._ready.pop()  # type: ignore[attr-defined]  # its first step, just scheduled
+    outer = asyncio.current_task(loop)  # 3.12 sets the outer task aside for the step
+    if outer is not None:
+        asyncio.tasks._leave_task(loop, outer)
+    try:
+        handle._run()
+    finally:
+        if outer is not None:
+            asyncio.tasks._enter_task(loop, outer)
+    return task
+
+
+#: How many of each app's tasks ran their first step inside the factory and finished there.
+finished_in_factory: list[int] = [0]
+
+
+def counting_factory(
+    loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+) -> asyncio.Future[Any]:
+    task = eager_factory(loop, coro, **kwargs)
+    if task.done():
+        finished_in_factory[0] += 1
+    return task
+
+
+async def eager_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Installs the eager factory at startup; echoes bodies; serves WebSockets."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                asyncio.get_running_loop().set_task_factory(counting_factory)
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                asyncio.get_running_loop().set_task_factory(None)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        if scope["path"] == "/deny":
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": message["text"]})
+    body = b""
+    if scope["path"] == "/push":
+        await send({"type": "http.response.push", "path": "/pushed", "headers": []})
+    if scope["method"] == "POST":
+        more = True
+        while more:
+            message = await receive()
+            body += message["body"]
+            more = message["more_body"]
+    else:
+        body = scope["path"].encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def start(live: Live, http2: bool = False) -> LiveServer:
+    finished_in_factory[0] = 0
+    loop = "auto" if sys.version_info >= (3, 12) else "asyncio"
+    return live(eager_app, lifespan="on", loop=loop, http2=http2)
+
+
+def registry(server: LiveServer) -> set[asyncio.Task[None]]:
+    state = server.server.state
+    assert state is not None
+    return state.tasks
+
+
+def wait_for_empty_registry(server: LiveServer) -> None:
+    deadline = time.monotonic() + 5
+    while registry(server) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not registry(server), f"tasks left in the registry: {registry(server)}"
+
+
+def test_keep_alive_requests_each_answered(live: Live) -> None:
+    server = start(live)
+    with httpx.Client(timeout=5) as client:
+        paths = [client.get(f"{server.url}/{i}").text for i in range(5)]
+        echoed = client.post(server.url + "/", content=b"x" * 100_000).content
+    assert paths == [f"/{i}" for i in range(5)]
+    assert echoed == b"x" * 100_000
+    assert finished_in_factory[0] >= 5  # the GETs finished inside the factory
+    wait_for_empty_registry(server)
+
+
+def test_many_pipelined_requests_answered_in_order(live: Live) -> None:
+    """Each answer inside the factory asks for the next request: no recursion per request."""
+    server = start(live)
+    count = 3000
+    with server.connect() as sock:
+        sock.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(count)))
+        received = b""
+        deadline = time.monotonic() + 20
+        while received.count(b"HTTP/1.1 200 ") < count and time.monotonic() < deadline:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            received += data
+    responses = received.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert len(responses) == count
+    assert [r.rsplit(b"\r\n\r\n", 1)[1] for r in responses] == [b"/%d" % i for i in range(count)]
+    assert finished_in_factory[0] >= count
+    wait_for_empty_registry(server)
+
+
+def test_body_that_arrives_later_is_read(live: Live) -> None:
+    """The first step waits for the body: the task is kept, and finishes once it came."""
+    server = start(live)
+    with server.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        time.sleep(0.2)
+        assert len(registry(server)) == 1  # waiting in receive()
+        sock.sendall(b"world")
+        response = b""
+        while not response.endswith(b"helloworld"):
+            data = sock.recv(65536)
+            assert data
+            response += data
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+    wait_for_empty_registry(server)
+
+
+def test_http2_streams_answered(live: Live) -> None:
+    server = start(live, http2=True)
+    with httpx.Client(http1=False, http2=True, timeout=5) as client:
+        texts = [client.get(f"{server.url}/{i}").text for i in range(5)]
+        echoed = client.post(server.url + "/", content=b"y" * 50_000).content
+    assert texts == [f"/{i}" for i in range(5)]
+    assert echoed == b"y" * 50_000
+    assert finished_in_factory[0] >= 5
+    wait_for_empty_registry(server)
+
+
+def h2_exchange(server: LiveServer, paths: list[str], push: bool = False) -> dict[int, bytes]:
+    """Send every request in one write; the body of each stream that ended, by stream id."""
+    conn = h2.connection.H2Connection()
+    conn.initiate_connection()
+    if push:
+        conn.update_settings({h2.settings.SettingCodes.ENABLE_PUSH: 1})
+    for i, path in enumerate(paths):
+        conn.send_headers(
+            1 + 2 * i,
+            [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "x")],
+            end_stream=True,
+        )
+    bodies: dict[int, bytes] = {}
+    ended: dict[int, bytes] = {}
+    expected = len(paths) * (2 if push else 1)
+    with server.connect() as sock:
+        sock.sendall(conn.data_to_send())
+        deadline = time.monotonic() + 10
+        while len(ended) < expected and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended[event.stream_id] = bodies.get(event.stream_id, b"")
+            sock.sendall(conn.data_to_send())
+    return ended
+
+
+def test_http2_many_streams_in_one_read(live: Live) -> None:
+    server = start(live, http2=True)
+    ended = h2_exchange(server, [f"/{i}" for i in range(50)])
+    assert ended == {1 + 2 * i: b"/%d" % i for i in range(50)}
+    wait_for_empty_registry(server)
+
+
+def test_http2_push_answered(live: Live) -> None:
+    """The pushed request's app starts (and finishes) inside the step of its parent's."""
+    server = start(live, http2=True)
+    ended = h2_exchange(server, ["/push"], push=True)
+    assert ended == {1: b"/push", 2: b"/pushed"}
+    wait_for_empty_registry(server)
+
+
+def test_websocket_over_http2(live: Live) -> None:
+    server = start(live, http2=True)
+    client = H2WebSocketClient(server.port)
+    try:
+        assert client.status(client.open(b"/deny")) == 403
+        sid = client.open(b"/echo")
+        assert client.status(sid) == 200
+        client.send_frame(sid, Opcode.TEXT, b"over h2")
+        client.read_until(lambda: client.received(sid).endswith(b"over h2"))
+    finally:
+        client.close()
+    wait_for_empty_registry(server)
+
+
+def test_websocket_accepted_and_denied(live: Live) -> None:
+    server = start(live)
+    with connect(f"ws://127.0.0.1:{server.port}/", open_timeout=5) as ws:
+        ws.send("ping")
+        assert ws.recv(timeout=5) == "ping"
+    with pytest.raises(Exception, match="403"):
+        connect(f"ws://127.0.0.1:{server.port}/deny", open_timeout=5).close()
+    wait_for_empty_registry(server)
+
+
+def test_shutdown_waits_for_no_finished_task(live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    server = start(live)
+    with httpx.Client(timeout=5) as client:
+        for i in range(20):
+            assert client.get(f"{server.url}/{i}").status_code == 200
+    began = time.monotonic()
+    server.stop()
+    assert time.monotonic() - began < 3
+    assert "graceful shutdown timed out" not in caplog.text
