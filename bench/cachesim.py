@@ -21,6 +21,13 @@ simulated instruction cache misses by about as much, since functions land at new
 Only user space is counted: the kernel's share (about 45% of a hello request under ``wrk``)
 is not in it. Needs valgrind and h2load (``apt-get install valgrind nghttp2-client``); each
 target takes about 2 minutes with the default ``--requests``.
+
+A TARGET may carry bascule options after commas, to compare settings in one run:
+``compiled compiled,--no-eager-tasks``. The server runs on this script's interpreter,
+resolved past pyenv's shims, with this interpreter's ``site-packages`` on its path: run
+the script with a virtual environment's ``python`` to measure that environment (another
+Python version needs a ``src/`` built by it: ``python3.12 setup.py build_ext --inplace`` in
+a copy of the checkout).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import concurrent.futures
 import os
 import re
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -63,6 +71,14 @@ def cycle_estimate(counts: dict[str, float]) -> float:
     return counts["Ir"] + 10 * (l1 + counts["Bcm"] + counts["Bim"]) + 100 * last_level
 
 
+def split_target(target: str) -> tuple[str, list[str]]:
+    """``compiled,--no-eager-tasks`` -> ("compiled", ["--no-eager-tasks"]): bascule's options."""
+    name, *options = target.split(",")
+    if options and name in ("sketch", "uvicorn"):
+        raise ValueError(f"{target}: options after a comma are bascule's, not {name}'s")
+    return name, options
+
+
 def collected(stderr: str) -> list[int]:
     """The totals callgrind prints at exit (``==PID== Collected : Ir Dr ...``)."""
     match = re.search(r"Collected : ([\d ]+)", stderr)
@@ -83,7 +99,11 @@ def run(
 ) -> list[int]:
     """Callgrind's totals for one server process that answered ``requests`` requests."""
     port = free_port()
-    argv, pythonpath = command(target, src, port, python, app)
+    name, options = split_target(target)
+    argv, pythonpath = command(name, src, port, python, app)
+    argv += options
+    # The interpreter is resolved past a virtual environment too: keep its packages.
+    pythonpath = os.pathsep.join([pythonpath, *site.getsitepackages()])
     env = {**os.environ, "PYTHONPATH": pythonpath, "PYTHONHASHSEED": "0"}
     valgrind = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--branch-sim=yes"]
     valgrind.append("--callgrind-out-file=/dev/null")
@@ -134,7 +154,11 @@ def main() -> None:
     parser.add_argument("--app", default="bench.app:app", help="module:attribute")
     parser.add_argument("--h2", action="store_true", help="h2load -c16 -m10 over h2c")
     args = parser.parse_args()
-    if args.h2 and {"sketch", "uvicorn"} & set(args.targets):
+    try:
+        names = {split_target(target)[0] for target in args.targets}
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.h2 and {"sketch", "uvicorn"} & names:
         parser.error("--h2: the sketch and uvicorn (httptools) do not serve HTTP/2")
     if args.requests < 5 * 64:
         # h2load wants at least as many requests as connections (64), in the smaller run too.
@@ -144,10 +168,11 @@ def main() -> None:
     rows: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for target in args.targets:
+            name = split_target(target)[0]
             src: Path | None = {"compiled": ROOT / "src", "sketch": None, "uvicorn": None}.get(
-                target, Path(target)
+                name, Path(name)
             )
-            if target == "pure":
+            if name == "pure":
                 src = pure_copy(Path(tempfile.mkdtemp(dir=tmp)))
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 small = pool.submit(run, target, src, small_n, args.app, python, args.h2)

@@ -82,3 +82,13 @@ def test_load_command_is_http1_by_default_and_h2c_with_h2(cachesim: ModuleType) 
     h2c = cachesim.load_command(4000, url, h2=True)
     assert "--h1" not in h2c
     assert h2c == ["h2load", "-n", "4000", "-c", "16", "-m", "10", url]
+
+
+def test_targets_carry_bascule_options_after_commas(cachesim: ModuleType) -> None:
+    assert cachesim.split_target("compiled") == ("compiled", [])
+    assert cachesim.split_target("/tmp/x/src,--no-eager-tasks,--http2") == (
+        "/tmp/x/src",
+        ["--no-eager-tasks", "--http2"],
+    )
+    with pytest.raises(ValueError, match="options after a comma are bascule's"):
+        cachesim.split_target("uvicorn,--no-eager-tasks")

@@ -145,6 +145,11 @@ class Config:
         "once started (app imported, lifespan done), move every object so far to the "
         "garbage collector's permanent generation (gc.freeze): collections stop re-scanning them",
     )
+    eager_tasks: bool = _opt(
+        True,
+        "Python 3.12+: run each request's app at once, in its task, up to its first wait "
+        "(an app that never waits finishes without being scheduled); no effect on 3.11",
+    )
     access_log: bool = _opt(True, "one line per response on the bascule.access logger")
     access_log_format: str | None = _opt(
         None,

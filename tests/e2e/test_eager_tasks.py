@@ -1,8 +1,10 @@
-"""Apps whose tasks run their first step at once: Python 3.12's ``asyncio.eager_task_factory``.
+"""Apps whose tasks run their first step at once: ``--eager-tasks``, or a task factory.
 
-With that factory (an app installs it at startup), ``create_task`` runs the app up to its
-first real wait before returning: an app that never waits has answered, and finished,
-before the server holds its task. The server must then still read the request's own
+bascule starts each app's task eagerly on Python 3.12+ (``--eager-tasks``, the default), and
+an app may install ``asyncio.eager_task_factory`` at startup, which does the same on the
+loop's every ``create_task``. Either way the app runs up to its first real wait before the
+task is returned: an app that never waits has answered, and finished, before the server
+holds its task. The server must then still read the request's own
 events first, hand out pipelined requests without nesting a call per request, and keep
 no finished task in its registry (the graceful shutdown would wait on them).
 
@@ -36,6 +38,8 @@ Live = Callable[..., LiveServer]
 def eager_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Future[Any]:
     """Python 3.12's ``eager_task_factory``, or its equivalent on the 3.11 asyncio loop."""
     if sys.version_info >= (3, 12):
+        # uvloop passes eager_start=None on 3.13, which 3.13.0's factory refuses.
+        kwargs.pop("eager_start", None)
         return asyncio.eager_task_factory(loop, coro, **kwargs)  # type: ignore[attr-defined,no-any-return]
     task = asyncio.Task(coro, loop=loop, **kwargs)
     handle = loop._ready.pop()  # type: ignore[attr-defined]  # its first step, just scheduled
@@ -107,10 +111,26 @@ async def eager_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def start(live: Live, http2: bool = False) -> LiveServer:
+NEEDS_312 = pytest.mark.skipif(sys.version_info < (3, 12), reason="eager_start is 3.12+")
+
+
+@pytest.fixture(params=["factory", pytest.param("builtin", marks=NEEDS_312)])
+def mode(request: pytest.FixtureRequest) -> str:
+    """``factory``: the app's eager task factory; ``builtin``: bascule's --eager-tasks."""
+    return str(request.param)
+
+
+def start(live: Live, mode: str, http2: bool = False) -> LiveServer:
     finished_in_factory[0] = 0
+    if mode == "builtin":
+        return live(eager_app, lifespan="off", http2=http2)
     loop = "auto" if sys.version_info >= (3, 12) else "asyncio"
     return live(eager_app, lifespan="on", loop=loop, http2=http2)
+
+
+def finished_eagerly(mode: str, count: int) -> bool:
+    """At least ``count`` tasks finished inside the factory (not counted for ``builtin``)."""
+    return mode == "builtin" or finished_in_factory[0] >= count
 
 
 def registry(server: LiveServer) -> set[asyncio.Task[None]]:
@@ -126,20 +146,20 @@ def wait_for_empty_registry(server: LiveServer) -> None:
     assert not registry(server), f"tasks left in the registry: {registry(server)}"
 
 
-def test_keep_alive_requests_each_answered(live: Live) -> None:
-    server = start(live)
+def test_keep_alive_requests_each_answered(live: Live, mode: str) -> None:
+    server = start(live, mode)
     with httpx.Client(timeout=5) as client:
         paths = [client.get(f"{server.url}/{i}").text for i in range(5)]
         echoed = client.post(server.url + "/", content=b"x" * 100_000).content
     assert paths == [f"/{i}" for i in range(5)]
     assert echoed == b"x" * 100_000
-    assert finished_in_factory[0] >= 5  # the GETs finished inside the factory
+    assert finished_eagerly(mode, 5)  # the GETs finished inside the factory
     wait_for_empty_registry(server)
 
 
-def test_many_pipelined_requests_answered_in_order(live: Live) -> None:
+def test_many_pipelined_requests_answered_in_order(live: Live, mode: str) -> None:
     """Each answer inside the factory asks for the next request: no recursion per request."""
-    server = start(live)
+    server = start(live, mode)
     count = 3000
     with server.connect() as sock:
         sock.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(count)))
@@ -153,13 +173,13 @@ def test_many_pipelined_requests_answered_in_order(live: Live) -> None:
     responses = received.split(b"HTTP/1.1 200 OK\r\n")[1:]
     assert len(responses) == count
     assert [r.rsplit(b"\r\n\r\n", 1)[1] for r in responses] == [b"/%d" % i for i in range(count)]
-    assert finished_in_factory[0] >= count
+    assert finished_eagerly(mode, count)
     wait_for_empty_registry(server)
 
 
-def test_body_that_arrives_later_is_read(live: Live) -> None:
+def test_body_that_arrives_later_is_read(live: Live, mode: str) -> None:
     """The first step waits for the body: the task is kept, and finishes once it came."""
-    server = start(live)
+    server = start(live, mode)
     with server.connect() as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
         time.sleep(0.2)
@@ -174,14 +194,14 @@ def test_body_that_arrives_later_is_read(live: Live) -> None:
     wait_for_empty_registry(server)
 
 
-def test_http2_streams_answered(live: Live) -> None:
-    server = start(live, http2=True)
+def test_http2_streams_answered(live: Live, mode: str) -> None:
+    server = start(live, mode, http2=True)
     with httpx.Client(http1=False, http2=True, timeout=5) as client:
         texts = [client.get(f"{server.url}/{i}").text for i in range(5)]
         echoed = client.post(server.url + "/", content=b"y" * 50_000).content
     assert texts == [f"/{i}" for i in range(5)]
     assert echoed == b"y" * 50_000
-    assert finished_in_factory[0] >= 5
+    assert finished_eagerly(mode, 5)
     wait_for_empty_registry(server)
 
 
@@ -216,23 +236,23 @@ def h2_exchange(server: LiveServer, paths: list[str], push: bool = False) -> dic
     return ended
 
 
-def test_http2_many_streams_in_one_read(live: Live) -> None:
-    server = start(live, http2=True)
+def test_http2_many_streams_in_one_read(live: Live, mode: str) -> None:
+    server = start(live, mode, http2=True)
     ended = h2_exchange(server, [f"/{i}" for i in range(50)])
     assert ended == {1 + 2 * i: b"/%d" % i for i in range(50)}
     wait_for_empty_registry(server)
 
 
-def test_http2_push_answered(live: Live) -> None:
+def test_http2_push_answered(live: Live, mode: str) -> None:
     """The pushed request's app starts (and finishes) inside the step of its parent's."""
-    server = start(live, http2=True)
+    server = start(live, mode, http2=True)
     ended = h2_exchange(server, ["/push"], push=True)
     assert ended == {1: b"/push", 2: b"/pushed"}
     wait_for_empty_registry(server)
 
 
-def test_websocket_over_http2(live: Live) -> None:
-    server = start(live, http2=True)
+def test_websocket_over_http2(live: Live, mode: str) -> None:
+    server = start(live, mode, http2=True)
     client = H2WebSocketClient(server.port)
     try:
         assert client.status(client.open(b"/deny")) == 403
@@ -245,8 +265,8 @@ def test_websocket_over_http2(live: Live) -> None:
     wait_for_empty_registry(server)
 
 
-def test_websocket_accepted_and_denied(live: Live) -> None:
-    server = start(live)
+def test_websocket_accepted_and_denied(live: Live, mode: str) -> None:
+    server = start(live, mode)
     with connect(f"ws://127.0.0.1:{server.port}/", open_timeout=5) as ws:
         ws.send("ping")
         assert ws.recv(timeout=5) == "ping"
@@ -255,8 +275,10 @@ def test_websocket_accepted_and_denied(live: Live) -> None:
     wait_for_empty_registry(server)
 
 
-def test_shutdown_waits_for_no_finished_task(live: Live, caplog: pytest.LogCaptureFixture) -> None:
-    server = start(live)
+def test_shutdown_waits_for_no_finished_task(
+    live: Live, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start(live, mode)
     with httpx.Client(timeout=5) as client:
         for i in range(20):
             assert client.get(f"{server.url}/{i}").status_code == 200
@@ -264,3 +286,34 @@ def test_shutdown_waits_for_no_finished_task(live: Live, caplog: pytest.LogCaptu
     server.stop()
     assert time.monotonic() - began < 3
     assert "graceful shutdown timed out" not in caplog.text
+
+
+def step_app(box: list[LiveServer]) -> Any:
+    """Says whether its first step ran before the server kept its task, and in which task."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        task = asyncio.current_task()
+        state = box[0].server.state
+        assert task is not None
+        assert state is not None
+        kept = "kept" if task in state.tasks else "not yet kept"
+        body = f"{task.get_name()}: {kept}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@pytest.mark.parametrize("http2", [False, True])
+@pytest.mark.parametrize("eager", [True, False])
+def test_eager_tasks_option(live: Live, http2: bool, eager: bool) -> None:
+    """--eager-tasks (the default) runs the first step inside start_task on Python 3.12+,
+    in its own named task; --no-eager-tasks, and Python 3.11, schedule the task."""
+    box: list[LiveServer] = []
+    box.append(live(step_app(box), http2=http2, eager_tasks=eager))
+    with httpx.Client(http1=not http2, http2=http2, timeout=5) as client:
+        texts = {client.get(box[0].url + "/").text for _ in range(3)}
+    name = "bascule-http2" if http2 else "bascule-http"
+    at_once = eager and sys.version_info >= (3, 12)
+    assert texts == {f"{name}: {'not yet kept' if at_once else 'kept'}"}
+    wait_for_empty_registry(box[0])

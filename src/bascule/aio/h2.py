@@ -583,7 +583,7 @@ class H2Driver:
         server = self.server
         # None when the app finished in the task factory (stream_finished has run).
         stream.task = cycle.task = start_task(
-            self.loop, cycle.run(server.app), "bascule-http2", server.tasks
+            self.loop, cycle.run(server.app), "bascule-http2", server.tasks, server.eager_tasks
         )
 
     def _start_websocket(self, request: RequestReceived, stream: H2Stream) -> None:
@@ -610,7 +610,13 @@ class H2Driver:
         carrier.session = session
         self.websockets[request.stream_id] = carrier
         del self.streams[request.stream_id]
-        start_task(self.loop, session.run(server.app), "bascule-websocket", server.tasks)
+        start_task(
+            self.loop,
+            session.run(server.app),
+            "bascule-websocket",
+            server.tasks,
+            server.eager_tasks,
+        )
 
     def ws_finished(self, carrier: H2WebSocket) -> None:
         if carrier.held_credit:

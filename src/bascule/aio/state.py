@@ -48,6 +48,10 @@ def http_date(seconds: float) -> bytes:
     )
 
 
+#: Whether ``asyncio.Task`` takes ``eager_start`` (Python 3.12+).
+EAGER_TASKS: Final = hasattr(asyncio, "eager_task_factory")
+
+
 class ServerState:
     """What every connection of one server shares."""
 
@@ -70,6 +74,8 @@ class ServerState:
         self.limit_concurrency = config.limit_concurrency
         self.connections: ConnectionRegistry = ConnectionRegistry()
         self.tasks: set[asyncio.Task[None]] = set()
+        #: Start app tasks eagerly (--eager-tasks, on Pythons that can: 3.12+).
+        self.eager_tasks = config.eager_tasks and EAGER_TASKS
         self.lifespan_state: dict[str, Any] | None = None
         self.extensions: dict[str, Any] = {}
         self.shutting_down = False

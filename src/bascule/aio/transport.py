@@ -531,8 +531,9 @@ class HttpDriver:
     def _start_ready(self) -> None:
         cycle = cast(RequestCycle, self._ready)
         self._ready = None
+        server = self.server
         cycle.task = start_task(
-            self.loop, cycle.run(self.server.app), "bascule-http", self.server.tasks
+            self.loop, cycle.run(server.app), "bascule-http", server.tasks, server.eager_tasks
         )
 
     def _start_request(self, request: RequestReceived) -> None:
@@ -588,7 +589,13 @@ class HttpDriver:
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
         self.transport.pause_reading()  # until the app accepts; then the session reads
-        start_task(self.loop, session.run(server.app), "bascule-websocket", server.tasks)
+        start_task(
+            self.loop,
+            session.run(server.app),
+            "bascule-websocket",
+            server.tasks,
+            server.eager_tasks,
+        )
 
     def _upgrade_to_h2(self, request: RequestReceived) -> None:
         """``Upgrade: h2c`` (RFC 7540 §3.2): 101, then the request is answered on stream 1."""
