@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
@@ -49,45 +48,6 @@ _500_BODY: Final = b"Internal Server Error\n"
 _COPY_LIMIT: Final = 16 * 1024
 #: Bytes read per step when a file is the body (pathsend / zerocopysend).
 _FILE_CHUNK: Final = 256 * 1024
-
-
-#: ``asyncio.Task`` untyped: its ``eager_start`` (Python 3.12+) is unknown to 3.11's stubs.
-_TASK: Final[Any] = asyncio.Task
-
-
-def start_task(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, None],
-    name: str,
-    tasks: set[asyncio.Task[None]],
-    eager: bool = False,
-) -> asyncio.Task[None] | None:
-    """Run ``coro`` in a task and keep the task in ``tasks``; None if it has already ended.
-
-    On Python 3.11, ``Task()`` without a name formats a ``Task-N`` one, and uvloop's
-    ``create_task`` never passes the name on (it calls ``set_name`` afterwards): the
-    Task built here with its name skips both, about a third of the cost of starting
-    one.
-
-    ``eager`` (``--eager-tasks``, Python 3.12+ only) runs the task's first step now,
-    with the task current: an app that never waits has then answered and finished
-    without a turn of the loop, the ``WeakSet`` of all tasks or the registry. A task
-    factory set on the loop is honoured as ``create_task`` would, and it may do the same
-    (``asyncio.eager_task_factory``). Callers start tasks only where a finished response
-    may run at once (docs/architecture.md).
-    """
-    if loop.get_task_factory() is None:
-        if not eager:
-            task = asyncio.Task(coro, loop=loop, name=name)
-            tasks.add(task)
-            return task
-        task = _TASK(coro, loop=loop, name=name, eager_start=True)
-    else:
-        task = loop.create_task(coro, name=name)
-    if task.done():
-        return None
-    tasks.add(task)
-    return task
 
 
 PLAIN_TEXT: Final[list[tuple[bytes, bytes]]] = [(b"content-type", b"text/plain; charset=utf-8")]

@@ -14,7 +14,7 @@ import asyncio
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from bascule.aio.app import RequestCycle, start_task
+from bascule.aio.app import RequestCycle
 from bascule.aio.batch import WriteBatch
 from bascule.asgi.http import Push
 from bascule.asgi.scope import ConnInfo, http_scope, websocket_scope
@@ -582,9 +582,7 @@ class H2Driver:
         cycle = cast(RequestCycle, stream.cycle)
         server = self.server
         # None when the app finished in the task factory (stream_finished has run).
-        stream.task = cycle.task = start_task(
-            self.loop, cycle.run(server.app), "bascule-http2", server.tasks, server.eager_tasks
-        )
+        stream.task = cycle.task = server.start_task(cycle.run(server.app), "bascule-http2")
 
     def _start_websocket(self, request: RequestReceived, stream: H2Stream) -> None:
         """RFC 8441: a WebSocket on this stream, served by the same session as HTTP/1.1's."""
@@ -610,13 +608,7 @@ class H2Driver:
         carrier.session = session
         self.websockets[request.stream_id] = carrier
         del self.streams[request.stream_id]
-        start_task(
-            self.loop,
-            session.run(server.app),
-            "bascule-websocket",
-            server.tasks,
-            server.eager_tasks,
-        )
+        server.start_task(session.run(server.app), "bascule-websocket")
 
     def ws_finished(self, carrier: H2WebSocket) -> None:
         if carrier.held_credit:

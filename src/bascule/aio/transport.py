@@ -22,7 +22,7 @@ import ssl
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from bascule.aio.app import RequestCycle, start_task
+from bascule.aio.app import RequestCycle
 from bascule.aio.h2 import H2Driver
 from bascule.asgi.forwarded import TrustedProxies
 from bascule.asgi.http import Push
@@ -532,9 +532,7 @@ class HttpDriver:
         cycle = cast(RequestCycle, self._ready)
         self._ready = None
         server = self.server
-        cycle.task = start_task(
-            self.loop, cycle.run(server.app), "bascule-http", server.tasks, server.eager_tasks
-        )
+        cycle.task = server.start_task(cycle.run(server.app), "bascule-http")
 
     def _start_request(self, request: RequestReceived) -> None:
         server = self.server
@@ -589,13 +587,7 @@ class HttpDriver:
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
         self.transport.pause_reading()  # until the app accepts; then the session reads
-        start_task(
-            self.loop,
-            session.run(server.app),
-            "bascule-websocket",
-            server.tasks,
-            server.eager_tasks,
-        )
+        server.start_task(session.run(server.app), "bascule-websocket")
 
     def _upgrade_to_h2(self, request: RequestReceived) -> None:
         """``Upgrade: h2c`` (RFC 7540 §3.2): 101, then the request is answered on stream 1."""
