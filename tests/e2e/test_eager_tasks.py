@@ -317,3 +317,35 @@ def test_eager_tasks_option(live: Live, http2: bool, eager: bool) -> None:
     at_once = eager and sys.version_info >= (3, 12)
     assert texts == {f"{name}: {'not yet kept' if at_once else 'kept'}"}
     wait_for_empty_registry(box[0])
+
+
+@NEEDS_312
+def test_eager_step_never_runs_inside_another_app(live: Live) -> None:
+    """The next pipelined request starts inside the previous app's last send(). Started
+    eagerly there, its first step would run within that app's frames: here, inside the
+    except block that sends its 500, whose exception it would see (and chain to its own)."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/fails":
+            await asyncio.sleep(0.01)
+            try:
+                raise ValueError("the first app's error")
+            except ValueError:
+                body = b"handled"
+                await send({"type": "http.response.start", "status": 500, "headers": []})
+                await send({"type": "http.response.body", "body": body})
+            return
+        body = repr(sys.exc_info()[1]).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    server = live(app)
+    with server.connect() as sock:
+        sock.sendall(b"GET /fails HTTP/1.1\r\nHost: x\r\n\r\nGET /info HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while not received.endswith(b"\r\n0\r\n\r\n") or received.count(b"HTTP/1.1 ") < 2:
+            data = sock.recv(65536)
+            assert data, received
+            received += data
+    assert b"HTTP/1.1 500" in received
+    assert b"\r\n4\r\nNone\r\n" in received  # chunked: no exception was being handled

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import h2.events
 import h2.settings
@@ -814,3 +814,49 @@ def test_graceful_shutdown_sends_goaway_and_finishes_open_streams(
     assert received == 100_000, f"the response was cut when the connection closed ({received})"
     assert bytes(response.body) == pattern(100_000)
     assert response.ended
+
+
+def test_limit_concurrency_counts_the_streams_of_one_read(live: Live) -> None:
+    """--limit-concurrency 2 and eight requests in one write: two are served, six get 503.
+
+    The streams of one read start their apps one after the other, each counting those
+    started before it (the check once ran before any of them was counted)."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % len(body)})
+
+    server = live(app, http2=True, limit_concurrency=2)
+    client = H2Client(server.connect())
+    try:
+        for _ in range(3):
+            # 8 x 8,000 body bytes fit the connection's 65,535-byte window once: unless the
+            # refused streams give theirs back, the second round cannot be sent.
+            ids = []
+            for _ in range(8):
+                sid = client.request("POST", "/", end=False, flush=False)
+                client.conn.send_data(sid, b"x" * 8000, end_stream=True)
+                ids.append(sid)
+            client.flush()  # one write: the server reads the eight streams at once
+            responses = [client.response(sid) for sid in ids]
+            assert sorted(r.status or 0 for r in responses) == [200] * 2 + [503] * 6
+            assert {bytes(r.body) for r in responses if r.status == 200} == {b"8000"}
+        # Every body byte received is owed back to the client or was given back already:
+        # the refused streams' bytes too (no app will read them).
+        state = server.server.state
+        assert state is not None
+        (driver,) = list(state.connections)
+        h2 = cast(Any, driver).h2
+        deadline = time.monotonic() + 5
+        while h2._recv_window + h2._recv_unacked < h2._connection_window:
+            assert time.monotonic() < deadline, "refused streams kept connection window"
+            time.sleep(0.01)
+    finally:
+        client.sock.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import socket
@@ -132,6 +133,66 @@ def test_http10_keep_alive_header(live: Live) -> None:
         second = recv_until_closed(sock)
     assert first.endswith(b"Hello, world!")
     assert second.endswith(b"Hello, world!")
+
+
+WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who")
+
+
+def plain_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+    return asyncio.Task(coro, loop=loop, **kwargs)
+
+
+@pytest.mark.parametrize("factory", [False, True])
+@pytest.mark.parametrize("http2", [False, True])
+def test_context_variables_do_not_pass_to_the_next_request(
+    live: Live, http2: bool, factory: bool
+) -> None:
+    """Each app task starts from the server's context. The next pipelined request's task
+    is created inside the previous app's last send(): it must not inherit what that app
+    set (a user, a tenant), nor on HTTP/2 what another stream's app set. A task factory
+    the app installed is handed that context."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    asyncio.get_running_loop().set_task_factory(plain_factory)
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    asyncio.get_running_loop().set_task_factory(None)
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["path"] == "/set":
+            WHO.set("the first request's user")
+            await asyncio.sleep(0.05)  # the response ends in a later step, inside the task
+        body = WHO.get("unset").encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        if scope["path"] == "/set":
+            await asyncio.sleep(0.05)
+
+    server = live(app, http2=http2, lifespan="on" if factory else "off")
+    if http2:
+        with httpx.Client(http1=False, http2=True, timeout=5) as client:
+            assert client.get(server.url + "/set").text == "the first request's user"
+            assert client.get(server.url + "/get").text == "unset"
+        return
+    with server.connect() as sock:
+        sock.sendall(b"GET /set HTTP/1.1\r\nHost: x\r\n\r\nGET /get HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while received.count(b"HTTP/1.1 200 OK") < 2 or not received.endswith((b"unset", b"user")):
+            data = sock.recv(65536)
+            assert data, received
+            received += data
+    bodies = [part.rsplit(b"\r\n\r\n", 1)[1] for part in received.split(b"HTTP/1.1 200 OK")[1:]]
+    assert bodies == [b"the first request's user", b"unset"]
 
 
 def test_pipelining_in_order(live: Live) -> None:

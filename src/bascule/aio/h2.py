@@ -447,7 +447,9 @@ class H2Driver:
         else:
             self.flush()
 
-    def start_upgraded(self, settings: bytes, request: RequestReceived, data: bytes) -> None:
+    def start_upgraded(
+        self, settings: bytes, request: RequestReceived, data: bytes, inside_app: bool = False
+    ) -> None:
         """Take over after ``Upgrade: h2c``: ``request`` becomes stream 1, already complete."""
         try:
             self.h2.initiate_upgrade(settings)
@@ -460,7 +462,7 @@ class H2Driver:
         stream = self._start_stream(request)
         if stream is not None and stream.cycle is not None:
             stream.cycle.feed_end()
-            self._run_app(stream)
+            self._run_app(stream, inside_app)
         if data:
             self.data_received(data)
         else:
@@ -570,19 +572,26 @@ class H2Driver:
             self._start_websocket(request, stream)
             return None
         scope = http_scope(request, self.info, server.lifespan_state, self.stream_extensions())
-        cycle = RequestCycle(stream, scope, perf_counter())
-        stream.cycle = cycle
-        if server.over_concurrency(self.client_label, count_connections=False):
-            cycle.respond_plain(503, b"Service Unavailable\n")
-            del self.streams[request.stream_id]
-            return None
+        stream.cycle = RequestCycle(stream, scope, perf_counter())
         return stream
 
-    def _run_app(self, stream: H2Stream) -> None:
+    def _run_app(self, stream: H2Stream, inside_app: bool = False) -> None:
+        """Start the app of ``stream``, or answer 503 past ``--limit-concurrency``.
+
+        Checked here, as each app starts, so that the streams of one read count those
+        started before them (and not those that have already finished).
+        """
         cycle = cast(RequestCycle, stream.cycle)
         server = self.server
-        # None when the app finished in the task factory (stream_finished has run).
-        stream.task = cycle.task = server.start_task(cycle.run(server.app), "bascule-http2")
+        if server.over_concurrency(self.client_label, count_connections=False):
+            cycle.respond_plain(503, b"Service Unavailable\n")
+            self._give_back_window(stream)  # the body that came with it is never read
+            del self.streams[stream.stream_id]
+            return
+        # None when the app finished in its first step (stream_finished has run).
+        stream.task = cycle.task = server.start_task(
+            cycle.run(server.app), "bascule-http2", inside_app
+        )
 
     def _start_websocket(self, request: RequestReceived, stream: H2Stream) -> None:
         """RFC 8441: a WebSocket on this stream, served by the same session as HTTP/1.1's."""
@@ -643,7 +652,7 @@ class H2Driver:
         stream = self._start_stream(request)
         if stream is not None and stream.cycle is not None:
             stream.cycle.feed_end()  # a pushed request has no body
-            self._run_app(stream)
+            self._run_app(stream, True)  # from the parent's send(), in its task
         self.flush()
 
     def _cancel(self, stream: H2Stream) -> None:

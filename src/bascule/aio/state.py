@@ -7,6 +7,7 @@ request, and a native class turns each read into a field load instead of a dict 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
@@ -77,6 +78,8 @@ class ServerState:
         self.limit_concurrency = config.limit_concurrency
         self.connections: ConnectionRegistry = ConnectionRegistry()
         self.tasks: set[asyncio.Task[None]] = set()
+        #: What each app task's context is a copy of: the server's, never another app's.
+        self.context = contextvars.copy_context()
         #: Start app tasks eagerly (--eager-tasks, on Pythons that can: 3.12+).
         self.eager_tasks = config.eager_tasks and EAGER_TASKS
         self.lifespan_state: dict[str, Any] | None = None
@@ -100,7 +103,9 @@ class ServerState:
         self.metrics: Metrics | None = None
         self.tick()
 
-    def start_task(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None] | None:
+    def start_task(
+        self, coro: Coroutine[Any, Any, None], name: str, inside_app: bool = False
+    ) -> asyncio.Task[None] | None:
         """Run an app's ``coro`` in a task kept in ``tasks``; None if it has already ended.
 
         On Python 3.11, ``Task()`` without a name formats a ``Task-N`` one, and uvloop's
@@ -108,22 +113,36 @@ class ServerState:
         Task built here with its name skips both, about a third of the cost of starting
         one.
 
+        Each task runs in a copy of the server's context. ``inside_app``: the caller runs
+        in another app's task (a pipelined request started by the previous app's last
+        ``send``, a push). There a copy of the current context would hand the new task
+        that app's context variables, so it gets a copy of the one the server kept (a
+        task factory gets it as ``context``). Asking ``asyncio.current_task`` instead
+        costs a Python call per request on 3.11.
+
         ``--eager-tasks`` (Python 3.12+ only) runs the task's first step now, with the
         task current: an app that never waits has then answered and finished without a
-        turn of the loop, the ``WeakSet`` of all tasks or the registry. A task factory
-        set on the loop is honoured as ``create_task`` would, and it may do the same
+        turn of the loop, the ``WeakSet`` of all tasks or the registry. Not
+        ``inside_app``: that step would run within the other app's frames and see, for
+        one, the exception it is handling. A task factory set on the loop is honoured
+        as ``create_task`` would, and it may start tasks eagerly itself
         (``asyncio.eager_task_factory``). Callers start tasks only where a finished
         response may run at once (docs/architecture.md).
         """
         loop = self.loop
-        if loop.get_task_factory() is None:
-            if not self.eager_tasks:
-                task = asyncio.Task(coro, loop=loop, name=name)
-                self.tasks.add(task)
-                return task
-            task = _TASK(coro, loop=loop, name=name, eager_start=True)
+        if loop.get_task_factory() is not None:
+            if inside_app:
+                task = loop.create_task(coro, name=name, context=self.context.copy())
+            else:
+                task = loop.create_task(coro, name=name)
+        elif inside_app:
+            task = asyncio.Task(coro, loop=loop, name=name, context=self.context.copy())
+        elif not self.eager_tasks:  # from a protocol callback, whose context is the server's
+            task = asyncio.Task(coro, loop=loop, name=name)
+            self.tasks.add(task)
+            return task
         else:
-            task = loop.create_task(coro, name=name)
+            task = _TASK(coro, loop=loop, name=name, eager_start=True)
         if task.done():
             return None
         self.tasks.add(task)

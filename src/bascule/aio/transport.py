@@ -194,6 +194,7 @@ class HttpDriver:
         "_deferred_error",
         "_dispatching",
         "_drain_waiter",
+        "_inside_app",
         "_pipeline_paused",
         "_ready",
         "_redispatch",
@@ -246,6 +247,8 @@ class HttpDriver:
         self._ready: RequestCycle | None = None
         self._dispatching = False
         self._redispatch = False
+        #: True while ``_dispatch`` runs inside an app's task (from its last send()).
+        self._inside_app = False
         self.last_read = server.now
         self.write_paused_since = server.now
         self.idle_since = server.now
@@ -473,19 +476,21 @@ class HttpDriver:
 
     # events ------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, inside_app: bool = False) -> None:
         """Hand the parsed events out; start the app of a request once they are read.
 
         The app starts after the loop, not inside it: a task factory may run the app's
         first step at once (Python 3.12's ``eager_task_factory``), and the response it
         completes there must find the request's own events (its end, above all) read.
         A response completed inside that step asks for the next pipelined request; it
-        is handed out by this loop, not by a nested call per request.
+        is handed out by this loop, not by a nested call per request. ``inside_app``:
+        called from an app's task (``response_complete``), not a protocol callback.
         """
         if self._dispatching:
             self._redispatch = True
             return
         self._dispatching = True
+        self._inside_app = inside_app
         try:
             while True:
                 if not self._read_events():
@@ -532,7 +537,7 @@ class HttpDriver:
         cycle = cast(RequestCycle, self._ready)
         self._ready = None
         server = self.server
-        cycle.task = server.start_task(cycle.run(server.app), "bascule-http")
+        cycle.task = server.start_task(cycle.run(server.app), "bascule-http", self._inside_app)
 
     def _start_request(self, request: RequestReceived) -> None:
         server = self.server
@@ -587,7 +592,7 @@ class HttpDriver:
         session = WebSocketSession(self, handshake, scope)
         self.upgrading = session
         self.transport.pause_reading()  # until the app accepts; then the session reads
-        server.start_task(session.run(server.app), "bascule-websocket")
+        server.start_task(session.run(server.app), "bascule-websocket", self._inside_app)
 
     def _upgrade_to_h2(self, request: RequestReceived) -> None:
         """``Upgrade: h2c`` (RFC 7540 §3.2): 101, then the request is answered on stream 1."""
@@ -605,7 +610,7 @@ class HttpDriver:
         request.http_version = "2"
         request.stream_id = 1
         request.upgrade = False
-        driver.start_upgraded(settings, request, leftover)
+        driver.start_upgraded(settings, request, leftover, self._inside_app)
 
     def _switch_to_h2(self, data: bytes) -> None:
         """Hand the transport to an HTTP/2 driver."""
@@ -789,7 +794,7 @@ class HttpDriver:
             self._update_reading()
         if self.write_paused:
             return  # resume_writing() starts the next pipelined request
-        self._dispatch()
+        self._dispatch(True)  # called from the app's task: its send(), or run()'s 500
         if self._pipeline_paused and conn.pending_requests <= self.server.limits.max_pipelined:
             self._pipeline_paused = False
             self._update_reading()
