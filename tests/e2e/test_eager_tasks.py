@@ -31,6 +31,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import LiveServer
 from tests.e2e.test_websocket_h2 import Client as H2WebSocketClient
+from tests.support.lifespan import install_task_factory
 
 Live = Callable[..., LiveServer]
 
@@ -70,15 +71,8 @@ def counting_factory(
 async def eager_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Installs the eager factory at startup; echoes bodies; serves WebSockets."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                asyncio.get_running_loop().set_task_factory(counting_factory)
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                asyncio.get_running_loop().set_task_factory(None)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await install_task_factory(counting_factory, receive, send)
+        return
     if scope["type"] == "websocket":
         await receive()  # websocket.connect
         if scope["path"] == "/deny":

@@ -16,6 +16,7 @@ import pytest
 
 from bascule.errors import ClientDisconnected
 from tests.conftest import LiveServer, recv_response, recv_until_closed
+from tests.support.lifespan import install_task_factory
 
 Live = Callable[..., LiveServer]
 Scope = dict[str, Any]
@@ -154,15 +155,8 @@ def test_context_variables_do_not_pass_to_the_next_request(
 
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    asyncio.get_running_loop().set_task_factory(plain_factory)
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    asyncio.get_running_loop().set_task_factory(None)
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await install_task_factory(plain_factory, receive, send)
+            return
         if scope["path"] == "/set":
             WHO.set("the first request's user")
             await asyncio.sleep(0.05)  # the response ends in a later step, inside the task

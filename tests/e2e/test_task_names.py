@@ -12,6 +12,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import LiveServer
+from tests.support.lifespan import install_task_factory
 
 Live = Callable[..., LiveServer]
 
@@ -64,15 +65,8 @@ def factory_app() -> Callable[..., Any]:
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    asyncio.get_running_loop().set_task_factory(factory)
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    asyncio.get_running_loop().set_task_factory(None)
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await install_task_factory(factory, receive, send)
+            return
         task = asyncio.current_task()
         body = b"factory " if task in made else b"default "
         body += (task.get_name() if task is not None else "no task").encode()
